@@ -1,0 +1,26 @@
+"""mosic workflow: synthetic or real videos -> index -> (tracking, training, evaluation in later stages).
+
+Run `snakemake --cores all` for the embedded demo; see README.md. The configuration is validated once,
+here at parse time (rules/common.smk), so a bad config.yaml fails `snakemake -n` before any job starts.
+"""
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The shipped config.yaml holds every key with its default; --configfile / --config merge over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        index=INDEX,
+        clips=CLIPS,

@@ -1,0 +1,169 @@
+"""The dataset index: one row per video (what it is, whether it can be read, why not) and its clips.
+
+`index.parquet` columns: ``video_id, kind, path, num_frames, height, width, fps, status, reason, shard,
+num_clips``. ``status`` is ``ok`` or ``skipped``; ``reason`` says why a video was skipped (or carries a
+note on an ``ok`` row, e.g. that mixed frame sizes were resized).
+
+`clips.parquet` columns: ``video_id, shard, clip, frames`` with ``frames`` the list of frame indices
+into the video (see :mod:`mosic.data.clips`). Rows are sorted by shard, then video id, then clip.
+
+Both files carry the provenance record (config, mosic version, git sha) in their Parquet schema
+metadata under the key ``mosic``, and are written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mosic.config import ClipsConfig, DatasetConfig, IndexConfig
+from mosic.data.clips import is_short, sample_clips, shard_of
+from mosic.data.readers import VideoInfo, scan
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_index", "write_parquet", "read_provenance", "run_index"]
+
+_LAYOUT = {"synthetic": "ytvos", "ytvos": "ytvos", "videos": "videos", "davis": "davis"}
+
+
+def build_index(infos: list[VideoInfo], clips_cfg: ClipsConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Turn probed videos into the index and clip tables (pure; no I/O).
+
+    Args:
+        infos: one probe result per video, as returned by :func:`mosic.data.readers.scan`.
+        clips_cfg: clip sampling and sharding settings.
+
+    Returns:
+        ``(index, clips)`` data frames with the columns documented in the module docstring.
+    """
+    rows, clip_rows = [], []
+    for info in sorted(infos, key=lambda i: i.video_id):
+        status, reason = info.status, info.reason
+        clips = []
+        if status == "ok":
+            clips = sample_clips(info.video_id, info.num_frames, clips_cfg)
+            if not clips and is_short(info.num_frames, clips_cfg):
+                status = "skipped"
+                reason = (
+                    f"too short: {info.num_frames} frames < one {clips_cfg.mode} clip of {clips_cfg.num_frames} "
+                    f"frames at step {clips_cfg.step} (clips.short_videos = skip)"
+                )
+        shard = shard_of(info.video_id, clips_cfg.num_shards)
+        rows.append(
+            {
+                "video_id": info.video_id,
+                "kind": info.kind,
+                "path": info.path,
+                "num_frames": info.num_frames,
+                "height": info.height,
+                "width": info.width,
+                "fps": info.fps,
+                "status": status,
+                "reason": reason,
+                "shard": shard,
+                "num_clips": len(clips),
+            }
+        )
+        clip_rows += [
+            {"video_id": info.video_id, "shard": shard, "clip": c, "frames": frames.astype("int32").tolist()}
+            for c, frames in enumerate(clips)
+        ]
+    index = pd.DataFrame(rows, columns=list(_INDEX_SCHEMA.names))
+    clips_df = pd.DataFrame(clip_rows, columns=list(_CLIPS_SCHEMA.names))
+    clips_df = clips_df.sort_values(["shard", "video_id", "clip"], kind="stable").reset_index(drop=True)
+    return index, clips_df
+
+
+_INDEX_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("kind", pa.string()),
+        ("path", pa.string()),
+        ("num_frames", pa.int64()),
+        ("height", pa.int32()),
+        ("width", pa.int32()),
+        ("fps", pa.float64()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("shard", pa.int32()),
+        ("num_clips", pa.int32()),
+    ]
+)
+_CLIPS_SCHEMA = pa.schema(
+    [("video_id", pa.string()), ("shard", pa.int32()), ("clip", pa.int32()), ("frames", pa.list_(pa.int32()))]
+)
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path, schema: pa.Schema, provenance: dict[str, Any]) -> None:
+    """Write `df` to `path` atomically (temporary name, then rename) with provenance in the schema metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"mosic": json.dumps(provenance)})
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance record stored in a Parquet file written by :func:`write_parquet`."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[b"mosic"])
+
+
+def run_index(
+    *,
+    root: str | Path,
+    dataset: DatasetConfig,
+    index: IndexConfig,
+    clips: ClipsConfig,
+    index_path: str | Path,
+    clips_path: str | Path,
+    provenance: dict[str, Any],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Probe every video under `root`, sample clips, and write `index.parquet` and `clips.parquet`.
+
+    Bad videos never stop the job with ``dataset.on_error = "skip"``: they are rows with
+    ``status = "skipped"`` and the reason. With ``"fail"`` the first bad video raises an error naming it.
+    """
+    infos = scan(
+        Path(root),
+        _LAYOUT[dataset.kind],
+        dataset.split,
+        verify_frames=index.verify_frames,
+        threads=index.threads,
+        on_error=dataset.on_error,
+    )
+    if not infos:
+        raise FileNotFoundError(
+            f"no videos found under {root} (dataset.kind = {dataset.kind}, split = {dataset.split!r})"
+        )
+    index_df, clips_df = build_index(infos, clips)
+    write_parquet(index_df, index_path, _INDEX_SCHEMA, provenance)
+    write_parquet(clips_df, clips_path, _CLIPS_SCHEMA, provenance)
+
+    status = Counter(index_df["status"])
+    logger.info(
+        "indexed %d videos under %s: %d ok, %d skipped; %d clips in %d shards",
+        len(index_df),
+        root,
+        status.get("ok", 0),
+        status.get("skipped", 0),
+        len(clips_df),
+        clips.num_shards,
+    )
+    for row in index_df[index_df["status"] == "skipped"].itertuples():
+        logger.warning("skipped %s (%s): %s", row.video_id, row.path, row.reason)
+    return index_df, clips_df

@@ -1,0 +1,32 @@
+"""Parse and validate the configuration once; paths and helpers shared by every rule file."""
+
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from mosic.config import ConfigError, parse_config, to_dict
+
+try:
+    CFG = parse_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid configuration: {err}") from None
+
+OUT = CFG.out_dir
+DS = f"{OUT}/{CFG.dataset.name}"
+LOGS = f"{OUT}/logs"
+# Where the generated demo data lives (kind = synthetic) and the root the index reads.
+SYNTH_DIR = f"{DS}/data"
+DATA_ROOT = f"{SYNTH_DIR}/ytvos" if CFG.dataset.kind == "synthetic" else CFG.dataset.root
+INDEX = f"{DS}/index.parquet"
+CLIPS = f"{DS}/clips.parquet"
+
+
+def sources(*modules):
+    """Package sources that a job depends on, listed as inputs since Snakemake ignores package edits (#2192)."""
+    return [os.path.join(workflow.basedir, "mosic", m) for m in ("__init__.py", "config.py", *modules)]
+
+
+def section(name):
+    """One config section as a plain dict for params, so edits to other sections never rerun the job."""
+    return to_dict(getattr(CFG, name))

@@ -1,0 +1,39 @@
+"""Stage 0: generate the synthetic demo dataset (when configured) and index the corpus into clips."""
+
+
+rule synthetic_data:
+    """Render the procedural video dataset (YouTube-VOS layout + GT tracks) and the VOC-layout image set."""
+    input:
+        code=sources("data/synthetic.py", "data/textures.py"),
+    output:
+        directory(SYNTH_DIR),
+    log:
+        f"{LOGS}/synthetic_data.log",
+    conda:
+        "../envs/data.yaml"
+    params:
+        synthetic_cfg=section("synthetic"),
+    script:
+        "../scripts/synthetic_data.py"
+
+
+rule index:
+    """Probe every video (bad ones are recorded as skipped), sample clips and assign shards."""
+    input:
+        data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
+        code=sources("data/readers.py", "data/frames.py", "data/clips.py", "data/index.py"),
+    output:
+        index_table=INDEX,
+        clip_table=CLIPS,
+    log:
+        f"{LOGS}/index.log",
+    conda:
+        "../envs/data.yaml"
+    threads: CFG.index.threads
+    params:
+        root=DATA_ROOT,
+        dataset_cfg=section("dataset"),
+        index_cfg=section("index"),
+        clips_cfg=section("clips"),
+    script:
+        "../scripts/index.py"

@@ -1,0 +1,39 @@
+"""Shared test settings: no network, quiet wandb, one thread per library, paths to the repo and real videos."""
+
+import os
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The repository root (where the Snakefile is)."""
+    return REPO
+
+
+@pytest.fixture
+def default_config_dict() -> dict:
+    """The shipped config.yaml as a plain dict (a fresh copy per test)."""
+    return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    skip_gpu = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords and not has_cuda:
+            item.add_marker(skip_gpu)

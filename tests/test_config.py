@@ -1,0 +1,112 @@
+"""Config validation: each kind of error names the key and the accepted values; the shipped config parses."""
+
+import copy
+
+import pytest
+
+from mosic.config import ClipsConfig, Config, ConfigError, config_hash, parse_config, section_from_dict, to_dict
+
+
+def test_shipped_config_parses(default_config_dict):
+    cfg = parse_config(default_config_dict)
+    assert isinstance(cfg, Config)
+    assert cfg.dataset.kind == "synthetic"
+    assert cfg.clips.num_frames == 12
+    assert isinstance(cfg.synthetic.max_speed, float)
+
+
+def test_every_key_is_commented(repo):
+    """Each leaf key in config.yaml has a comment above it, or shares one with the key just above it."""
+    lines = [line.strip() for line in (repo / "config.yaml").read_text().splitlines()]
+
+    def is_leaf_key(line: str) -> bool:
+        return bool(line) and not line.startswith("#") and ":" in line and line.split(":", 1)[1].strip() != ""
+
+    leaves = [i for i, line in enumerate(lines) if is_leaf_key(line)]
+    assert len(leaves) > 20
+    for i in leaves:
+        j = i - 1
+        if is_leaf_key(lines[j]):
+            j -= 1  # at most two keys share one comment
+        assert lines[j].startswith("#"), f"config.yaml line {i + 1} ({lines[i]}) has no comment above it"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("clips", "step"), 0, "'clips.step' is 0; accepted values: an integer >= 1"),
+        (("clips", "step"), "six", "'clips.step' must be an integer, got str"),
+        (("clips", "step"), 2.5, "'clips.step' must be an integer, got float"),
+        (
+            ("clips", "mode"),
+            "random",
+            "'clips.mode' is 'random'; accepted values: 'regular', 'uniform', 'dense', 'full'",
+        ),
+        (("synthetic", "write_mp4"), "yes", "'synthetic.write_mp4' must be true or false"),
+        (("synthetic", "num_classes"), 3, "'synthetic.num_classes' is 3; accepted values: an integer >= 5 and <= 6"),
+        (("synthetic", "max_speed"), -1, "'synthetic.max_speed' is -1.0; accepted values: a number >= 0.0"),
+        (("index", "threads"), True, "'index.threads' must be an integer, got bool"),
+        (("dataset",), "ytvos", "'dataset' must be a mapping"),
+    ],
+)
+def test_wrong_type_or_range_names_key_and_accepted_values(default_config_dict, path, value, expected):
+    data = copy.deepcopy(default_config_dict)
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError, match=None) as err:
+        parse_config(data)
+    assert expected in str(err.value)
+
+
+def test_unknown_key(default_config_dict):
+    default_config_dict["clips"]["stepp"] = 3
+    with pytest.raises(ConfigError) as err:
+        parse_config(default_config_dict)
+    assert "unknown config key 'clips.stepp'" in str(err.value)
+    assert "clips.step" in str(err.value)  # lists the known keys
+
+
+def test_unknown_top_level_section(default_config_dict):
+    default_config_dict["trian"] = {}
+    with pytest.raises(ConfigError, match="unknown config key 'trian'"):
+        parse_config(default_config_dict)
+
+
+def test_missing_key(default_config_dict):
+    del default_config_dict["synthetic"]["noise"]
+    with pytest.raises(ConfigError) as err:
+        parse_config(default_config_dict)
+    assert "missing config key 'synthetic.noise'" in str(err.value)
+    assert "a number" in str(err.value)
+
+
+def test_cross_field_checks(default_config_dict):
+    default_config_dict["synthetic"]["min_objects"] = 5
+    default_config_dict["synthetic"]["max_objects"] = 2
+    with pytest.raises(ConfigError, match="'synthetic.max_objects' is 2"):
+        parse_config(default_config_dict)
+
+
+def test_real_dataset_needs_root(default_config_dict):
+    default_config_dict["dataset"]["kind"] = "ytvos"
+    with pytest.raises(ConfigError, match="'dataset.root' is empty"):
+        parse_config(default_config_dict)
+
+
+def test_int_accepted_for_float_and_config_is_frozen(default_config_dict):
+    default_config_dict["synthetic"]["max_speed"] = 2
+    cfg = parse_config(default_config_dict)
+    assert cfg.synthetic.max_speed == 2.0 and isinstance(cfg.synthetic.max_speed, float)
+    with pytest.raises(AttributeError):
+        cfg.synthetic.max_speed = 3.0  # type: ignore[misc]
+
+
+def test_section_round_trip_and_hash(default_config_dict):
+    cfg = parse_config(default_config_dict)
+    again = section_from_dict(ClipsConfig, to_dict(cfg.clips), "clips")
+    assert again == cfg.clips
+    assert config_hash(again) == config_hash(cfg.clips)
+    changed = section_from_dict(ClipsConfig, {**to_dict(cfg.clips), "step": 4}, "clips")
+    assert config_hash(changed) != config_hash(cfg.clips)
