@@ -1,0 +1,400 @@
+"""Tests of the procedural synthetic dataset: layout, determinism, exact ground truth, motion and drift."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from mosic.config import SyntheticConfig
+from mosic.data.synthetic import (
+    SCENE_FORMAT,
+    draw_scene,
+    generate_synthetic,
+    ground_truth_tracks,
+    instance_at,
+    load_scene,
+    query_grid,
+    render_scene,
+    render_video,
+    voc_palette,
+)
+from mosic.data.textures import CLASSES, class_names
+
+TINY = SyntheticConfig(
+    seed=3,
+    num_videos=3,
+    num_frames=12,
+    height=64,
+    width=64,
+    num_classes=6,
+    min_objects=2,
+    max_objects=4,
+    max_speed=3.0,
+    camera_speed=1.0,
+    scale_change=2.0,
+    appearance_drift=0.5,
+    noise=2.0,
+    track_grid=8,
+    write_mp4=True,
+    images_train=6,
+    images_val=4,
+)
+
+# The demo setting of config.yaml (128 x 128, 36 frames), for the statistics of motion and drift.
+DEMO = dataclasses.replace(
+    TINY, seed=0, num_videos=4, num_frames=36, height=128, width=128, track_grid=16, write_mp4=False
+)
+PROVENANCE = {"stage": "test", "config": {"seed": 3}}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_synthetic(TINY, root, provenance=PROVENANCE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_videos():
+    return [render_video(DEMO, i) for i in range(DEMO.num_videos)]
+
+
+def _all_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _image(path: Path) -> Image.Image:
+    """A fully loaded image whose file is already closed."""
+    with Image.open(path) as im:
+        im.load()
+    return im
+
+
+def _inside(tracks: np.ndarray, h: int, w: int) -> np.ndarray:
+    x, y = tracks[..., 0], tracks[..., 1]
+    return (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
+
+
+def _at(arr: np.ndarray, tracks: np.ndarray) -> np.ndarray:
+    """arr [T, H, W, ...] sampled at the rounded (x, y) of tracks [T, N, 2] (clipped to the frame)."""
+    t_len, h, w = arr.shape[:3]
+    xi = np.clip(np.rint(tracks[..., 0]).astype(int), 0, w - 1)
+    yi = np.clip(np.rint(tracks[..., 1]).astype(int), 0, h - 1)
+    return arr[np.arange(t_len)[:, None], yi, xi]
+
+
+def _hue(rgb: np.ndarray) -> float:
+    """Hue angle (radians) of an RGB colour in the chroma plane; invariant to gain and grey offsets."""
+    r, g, b = rgb
+    return math.atan2(math.sqrt(3.0) / 2.0 * (g - b), r - (g + b) / 2.0)
+
+
+# --- layout and files ----------------------------------------------------------------------------------
+
+
+def test_ytvos_layout(generated: Path) -> None:
+    ytvos = generated / "ytvos"
+    vids = [f"synth_{i:05d}" for i in range(TINY.num_videos)]
+    assert sorted(p.name for p in (ytvos / "JPEGImages").iterdir()) == vids
+    for vid in vids:
+        frames = sorted(p.name for p in (ytvos / "JPEGImages" / vid).iterdir())
+        assert frames == [f"{t:05d}.jpg" for t in range(TINY.num_frames)]
+        annots = sorted(p.name for p in (ytvos / "Annotations" / vid).iterdir())
+        assert annots == [f"{t:05d}.png" for t in range(TINY.num_frames)]
+        im = _image(ytvos / "JPEGImages" / vid / "00000.jpg")
+        assert im.mode == "RGB" and im.size == (TINY.width, TINY.height)
+        png = _image(ytvos / "Annotations" / vid / "00000.png")
+        assert png.mode == "P" and png.getpalette()[:6] == [0, 0, 0, 128, 0, 0]
+        with np.load(ytvos / "Tracks" / f"{vid}.npz") as z:
+            n, t_len = TINY.track_grid**2, TINY.num_frames
+            assert z["queries"].shape == (n, 2) and z["queries"].dtype == np.float32
+            assert z["tracks"].shape == (t_len, n, 2) and z["tracks"].dtype == np.float32
+            assert z["visibility"].shape == (t_len, n) and z["visibility"].dtype == bool
+            assert z["instance"].shape == (n,) and z["instance"].dtype == np.int16
+            np.testing.assert_array_equal(z["tracks"][0], z["queries"])  # a point starts at its query
+        assert (generated / "videos" / f"{vid}.mp4").is_file()
+    assert json.loads((ytvos / "provenance.json").read_text()) == PROVENANCE
+    assert json.loads((generated / "voc" / "provenance.json").read_text()) == PROVENANCE
+
+
+def test_meta_json_agrees_with_masks(generated: Path) -> None:
+    ytvos = generated / "ytvos"
+    meta = json.loads((ytvos / "meta.json").read_text())
+    assert sorted(meta["videos"]) == [f"synth_{i:05d}" for i in range(TINY.num_videos)]
+    for i, (vid, entry) in enumerate(sorted(meta["videos"].items())):
+        video = render_video(TINY, i)
+        masks = np.stack([np.array(_image(ytvos / "Annotations" / vid / f"{t:05d}.png")) for t in range(12)])
+        np.testing.assert_array_equal(masks, video.masks)  # PNGs are lossless
+        ids = set(np.unique(masks).tolist()) - {0}
+        assert {int(k) for k in entry["objects"]} == ids
+        for key, obj in entry["objects"].items():
+            assert obj["category"] == video.categories[int(key)]
+            present = [f"{t:05d}" for t in range(TINY.num_frames) if (masks[t] == int(key)).any()]
+            assert obj["frames"] == present
+
+
+def test_generation_is_deterministic(generated: Path, tmp_path: Path) -> None:
+    generate_synthetic(TINY, tmp_path, provenance=PROVENANCE)
+    first, second = _all_files(generated), _all_files(tmp_path)
+    assert first.keys() == second.keys()
+    different = [name for name in first if first[name] != second[name]]
+    assert not different
+
+
+def test_video_does_not_depend_on_num_videos() -> None:
+    a = render_video(dataclasses.replace(TINY, num_videos=1, images_train=1), 0)
+    b = render_video(TINY, 0)
+    np.testing.assert_array_equal(a.frames, b.frames)
+    assert a.scene == b.scene
+    c = render_video(TINY, 1)
+    assert not np.array_equal(a.frames, c.frames)
+    d = render_video(dataclasses.replace(TINY, seed=4), 0)
+    assert not np.array_equal(a.frames, d.frames)
+
+
+def test_mp4_decodes_with_all_frames(generated: Path) -> None:
+    with av.open(str(generated / "videos" / "synth_00000.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == TINY.num_frames
+    assert frames[0].shape == (TINY.height, TINY.width, 3)
+    video = render_video(TINY, 0)
+    err = np.abs(np.stack(frames).astype(float) - video.frames).mean()
+    assert err < 12.0, err  # lossy (crf 18 + chroma subsampling), but the same video
+
+
+def test_mp4_odd_frame_size(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(TINY, num_videos=1, num_frames=5, height=33, width=47, images_train=1, images_val=1)
+    generate_synthetic(cfg, tmp_path)
+    with av.open(str(tmp_path / "videos" / "synth_00000.mp4")) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 5
+    assert frames[0].shape == (34, 48, 3)  # padded by one replicated row and column
+    assert not (tmp_path / "ytvos" / "provenance.json").exists()
+
+
+# --- ground truth ---------------------------------------------------------------------------------------
+
+
+def test_query_grid_is_at_patch_centres() -> None:
+    q = query_grid(128, 96, 16)
+    assert q.shape == (256, 2) and q.dtype == np.float32
+    np.testing.assert_allclose(q[0], [96 / 32 - 0.5, 128 / 32 - 0.5])
+    np.testing.assert_allclose(q[1], [3 * 96 / 32 - 0.5, 3.5])  # x runs fastest
+    np.testing.assert_allclose(q[-1], [95 - 96 / 32 + 0.5, 127 - 3.5])
+
+
+def test_visible_tracks_land_on_their_instance(generated: Path) -> None:
+    agree, total = 0, 0
+    for i in range(TINY.num_videos):
+        vid = f"synth_{i:05d}"
+        masks = np.stack(
+            [np.array(_image(generated / "ytvos" / "Annotations" / vid / f"{t:05d}.png")) for t in range(12)]
+        )
+        with np.load(generated / "ytvos" / "Tracks" / f"{vid}.npz") as z:
+            tracks, vis, inst = z["tracks"], z["visibility"], z["instance"]
+        assert (inst > 0).any() and (inst == 0).any()
+        under = _at(masks, tracks)  # [T, N]
+        agree += int((under == inst[None])[vis].sum())
+        total += int(vis.sum())
+    assert agree / total >= 0.97, agree / total
+
+
+def test_masks_are_the_analytic_instance_at_pixel_centres() -> None:
+    video = render_video(TINY, 2)
+    ys, xs = np.mgrid[0 : TINY.height, 0 : TINY.width]
+    centres = np.stack([xs, ys], axis=-1).astype(np.float64)  # [H, W, 2] (x, y)
+    for t in (0, TINY.num_frames // 2, TINY.num_frames - 1):
+        np.testing.assert_array_equal(instance_at(video.scene, centres, t), video.masks[t])
+
+
+def test_tracks_from_scene_json_are_exact(generated: Path) -> None:
+    for i in range(TINY.num_videos):
+        vid = f"synth_{i:05d}"
+        scene = load_scene(generated / "ytvos" / "Scenes" / f"{vid}.json")
+        video = render_video(TINY, i)
+        assert scene == video.scene
+        frames, masks = render_scene(scene)
+        np.testing.assert_array_equal(frames, video.frames)
+        np.testing.assert_array_equal(masks, video.masks)
+        with np.load(generated / "ytvos" / "Tracks" / f"{vid}.npz") as z:
+            tracks, vis = ground_truth_tracks(scene, z["queries"])
+            np.testing.assert_array_equal(tracks, z["tracks"])
+            np.testing.assert_array_equal(vis, z["visibility"])
+            np.testing.assert_array_equal(instance_at(scene, z["queries"], 0), z["instance"])
+
+
+def test_load_scene_rejects_other_json(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"format": "something/else"}))
+    with pytest.raises(ValueError, match=SCENE_FORMAT):
+        load_scene(path)
+
+
+def test_tracks_from_a_later_query_frame_agree() -> None:
+    video = render_video(TINY, 0)
+    queries = query_grid(TINY.height, TINY.width, TINY.track_grid)
+    tracks, vis = ground_truth_tracks(video.scene, queries, 0)
+    t0 = 5
+    keep = vis[t0]
+    again, vis_again = ground_truth_tracks(video.scene, tracks[t0, keep], query_frame=t0)
+    np.testing.assert_allclose(again, tracks[:, keep], atol=1e-3)
+    np.testing.assert_array_equal(vis_again, vis[:, keep])
+
+
+def test_points_leave_the_frame_and_get_occluded(demo_videos) -> None:
+    queries = query_grid(DEMO.height, DEMO.width, DEMO.track_grid)
+    left, occluded = 0, 0
+    for video in demo_videos:
+        tracks, vis = ground_truth_tracks(video.scene, queries)
+        inside = _inside(tracks, DEMO.height, DEMO.width)
+        assert not (vis & ~inside).any()
+        left += int((~inside).any(axis=0).sum())
+        occluded += int((inside & ~vis).any(axis=0).sum())
+    n = len(demo_videos) * len(queries)
+    assert left / n > 0.05 and occluded / n > 0.05, (left / n, occluded / n)
+
+
+def _bilinear(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """frames [T, H, W, 3] sampled bilinearly at points [T, N, 2] (x, y), clamped to the frame -> [T, N, 3]."""
+    t_len, h, w = frames.shape[:3]
+    x = np.clip(points[..., 0], 0, w - 1)
+    y = np.clip(points[..., 1], 0, h - 1)
+    x0 = np.minimum(np.floor(x).astype(int), w - 2)
+    y0 = np.minimum(np.floor(y).astype(int), h - 2)
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    t = np.arange(t_len)[:, None]
+    f = frames.astype(np.float64)
+    top = f[t, y0, x0] * (1 - fx) + f[t, y0, x0 + 1] * fx
+    bottom = f[t, y0 + 1, x0] * (1 - fx) + f[t, y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def test_colour_along_tracks_varies_less_than_static_points(demo_videos) -> None:
+    # Object points, 3 frames apart (the demo's clip step): following the track must beat staying put, even
+    # though appearance drifts along the track.
+    queries = query_grid(DEMO.height, DEMO.width, DEMO.track_grid)
+    tracked, static = [], []
+    for video in demo_videos:
+        tracks, vis = ground_truth_tracks(video.scene, queries)
+        obj = instance_at(video.scene, queries, 0) > 0
+        on_track = _bilinear(video.frames, tracks)
+        still = _bilinear(video.frames, np.broadcast_to(queries, tracks.shape))
+        pair = vis[3:] & vis[:-3] & obj[None]
+        tracked.append(np.abs(on_track[3:] - on_track[:-3]).mean(-1)[pair])
+        static.append(np.abs(still[3:] - still[:-3]).mean(-1)[:, obj].ravel())
+    tracked_err, static_err = np.concatenate(tracked).mean(), np.concatenate(static).mean()
+    assert tracked_err < 0.6 * static_err, (tracked_err, static_err)
+
+
+def test_motion_spans_several_patches(demo_videos) -> None:
+    # A 12-frame clip at step 3 (the demo's clips): mean displacement of visible object points from frame 0.
+    queries = query_grid(DEMO.height, DEMO.width, DEMO.track_grid)
+    clip = np.arange(0, 34, 3)
+    disp = []
+    for video in demo_videos:
+        tracks, vis = ground_truth_tracks(video.scene, queries)
+        obj = instance_at(video.scene, queries, 0) > 0
+        d = np.linalg.norm(tracks[clip] - tracks[0], axis=-1)
+        disp.append(d[vis[clip] & obj[None]])
+    mean = np.concatenate(disp).mean()
+    assert mean > 2.5 * 8, mean
+
+
+def test_objects_scale_by_up_to_scale_change(demo_videos) -> None:
+    ratios = [math.exp(abs(o.log_scale_rate) * (DEMO.num_frames - 1)) for v in demo_videos for o in v.scene.objects]
+    assert max(ratios) <= DEMO.scale_change + 1e-9
+    assert min(ratios) >= DEMO.scale_change**0.6 - 1e-9
+    # And on the pixels: the mask area of an object grows or shrinks accordingly while it is fully in view.
+    video = demo_videos[0]
+    obj = video.scene.objects[-1]  # the top object is never occluded
+    areas = (video.masks == obj.instance).sum(axis=(1, 2)).astype(float)
+    expected = np.exp(2 * (obj.log_scale + obj.log_scale_rate * np.arange(DEMO.num_frames)))
+    full = areas > 0
+    ratio = areas[full] / expected[full]
+    assert ratio.max() / ratio[0] < 1.15  # never larger than the scale predicts (up to edge pixels)
+
+
+def _object_hue_change(videos) -> float:
+    changes = []
+    for video in videos:
+        for obj in video.scene.objects:
+            m = video.masks == obj.instance
+            # Interior pixels only: anti-aliased edges blend in the background.
+            core = m.copy()
+            core[:, 1:-1, 1:-1] &= m[:, :-2, 1:-1] & m[:, 2:, 1:-1] & m[:, 1:-1, :-2] & m[:, 1:-1, 2:]
+            frames = [t for t in range(video.masks.shape[0]) if core[t].sum() >= 40]
+            if len(frames) < 2:
+                continue
+            first, last = frames[0], frames[-1]
+            h0 = _hue(video.frames[first][core[first]].mean(0))
+            h1 = _hue(video.frames[last][core[last]].mean(0))
+            changes.append(abs((h1 - h0 + math.pi) % (2 * math.pi) - math.pi))
+    return float(np.mean(changes))
+
+
+def test_object_appearance_drifts(demo_videos) -> None:
+    drift = _object_hue_change(demo_videos)
+    still = _object_hue_change([render_video(dataclasses.replace(DEMO, appearance_drift=0.0), i) for i in range(4)])
+    assert drift > math.radians(25), math.degrees(drift)
+    assert drift > 2 * still, (math.degrees(drift), math.degrees(still))
+
+
+# --- classes and the VOC image set -----------------------------------------------------------------------
+
+
+def test_classes_differ_by_texture_and_shape_not_colour() -> None:
+    assert len({texture for _, texture, _ in CLASSES}) == len(CLASSES) == 6
+    assert len({shape for _, _, shape in CLASSES}) == 6
+    assert class_names(5) == ["background"] + [c[0] for c in CLASSES[:5]]
+    cfg5 = dataclasses.replace(DEMO, num_classes=5, min_objects=4, max_objects=4)
+    scenes = [draw_scene(cfg5, np.random.default_rng([0, 0, i]), "x") for i in range(20)]
+    objects = [o for s in scenes for o in s.objects]
+    assert {o.class_id for o in objects} == {1, 2, 3, 4, 5}
+    colours = {o.colours for o in objects}
+    assert len(colours) == len(objects)  # random per instance
+    for o in objects:
+        assert np.linalg.norm(np.subtract(*o.colours)) >= 100.0
+
+
+def test_voc_layout_and_ignore_band(generated: Path) -> None:
+    voc = generated / "voc"
+    train = (voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    val = (voc / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    assert len(train) == TINY.images_train and len(val) == TINY.images_val and not set(train) & set(val)
+    assert json.loads((voc / "classes.json").read_text()) == class_names(TINY.num_classes)
+    band_total, thin = 0, 0
+    seen = set()
+    video_first = {render_video(TINY, i).frames[0].tobytes() for i in range(TINY.num_videos)}
+    for image_id in train + val:
+        img = np.array(_image(voc / "JPEGImages" / f"{image_id}.jpg"))
+        assert img.shape == (TINY.height, TINY.width, 3)
+        assert img.tobytes() not in video_first
+        png = _image(voc / "SegmentationClass" / f"{image_id}.png")
+        assert png.mode == "P" and png.getpalette()[255 * 3 : 256 * 3] == [224, 224, 192]
+        labels = np.array(png)
+        seen |= set(np.unique(labels).tolist())
+        assert set(np.unique(labels).tolist()) <= set(range(TINY.num_classes + 1)) | {255}
+        band = labels == 255
+        # Every class boundary is covered: two 4-adjacent labelled pixels never differ in class.
+        for a, b in ((labels[1:], labels[:-1]), (labels[:, 1:], labels[:, :-1])):
+            assert not ((a != b) & (a != 255) & (b != 255)).any()
+        # ...and the band is thin: its pixels touch a labelled pixel.
+        lab = np.pad(~band, 1)
+        touches = lab[:-2, 1:-1] | lab[2:, 1:-1] | lab[1:-1, :-2] | lab[1:-1, 2:]
+        band_total += int(band.sum())
+        thin += int((band & touches).sum())
+    assert 255 in seen and len(seen - {0, 255}) >= 3
+    assert thin / band_total > 0.95
+
+
+def test_voc_palette_is_the_standard_one() -> None:
+    pal = voc_palette()
+    assert len(pal) == 768
+    assert pal[:12] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
