@@ -21,7 +21,15 @@ rule index:
     """Probe every video (bad ones are recorded as skipped), sample clips and assign shards."""
     input:
         data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
-        code=sources("data/readers.py", "data/frames.py", "data/clips.py", "data/index.py"),
+        code=sources(
+            "data/readers.py",
+            "data/frames.py",
+            "data/video.py",
+            "data/videofile.py",
+            "data/layouts.py",
+            "data/clips.py",
+            "data/index.py",
+        ),
     output:
         index_table=INDEX,
         clip_table=CLIPS,
