@@ -1,0 +1,200 @@
+"""The tracker contract: what every point tracker takes, what it returns, and the query grid it is given.
+
+Trackers are pluggable behind the :class:`Tracker` protocol: the default classical tracker
+(:class:`mosic.tracking.lk.LKTracker`, CPU, no weights), the opt-in learned one
+(:class:`mosic.tracking.cotracker.CoTracker3Tracker`, GPU) and test fakes. :func:`make_tracker` builds one by
+the name used in ``config.yaml``; imports are lazy so that choosing ``lk`` never imports torch.
+
+Coordinate convention (this is where track data is born; every consumer relies on it):
+
+- Points are ``(x, y)`` in pixels of the clip as given to the tracker, x (column) before y (row).
+- Origin at the top-left; pixel centres at integer coordinates, so pixel ``[row, col]`` is the point
+  ``(x=col, y=row)`` and the image spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``. This is OpenCV's and
+  CoTracker's convention; TAP-Vid files put (0, 0) at the *corner* of the top-left pixel (shift by 0.5).
+- Queries all live on frame 0. ``tracks[0]`` equals the queries.
+- Visibility: a point is visible at frame t when the tracker believes it sees the queried surface point
+  there *and* the point lies inside ``[0, W - 1] x [0, H - 1]`` (the square spanned by the pixel centres,
+  where bilinear sampling needs no padding). A point outside that square is never visible. Positions of
+  not-visible points are still finite numbers (each tracker documents what they hold), so consumers can
+  index arrays without nan checks but must weight by visibility.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["TRACKERS", "TrackResult", "Tracker", "grid_queries", "inside_frame", "check_clip", "make_tracker"]
+
+# Names accepted by make_tracker (and by the track section of config.yaml).
+TRACKERS: tuple[str, ...] = ("lk", "cotracker3")
+
+
+# eq=False: field-wise == on numpy arrays is ambiguous; compare the arrays explicitly.
+@dataclass(frozen=True, kw_only=True, eq=False)
+class TrackResult:
+    """Tracks of N query points through a T-frame clip (see the module docstring for the convention).
+
+    Attributes:
+        tracks: float32 [T, N, 2], ``(x, y)`` pixel positions; ``tracks[0]`` are the queries. Finite everywhere.
+        visibility: bool [T, N], true where the point is tracked, not occluded and inside
+            ``[0, W - 1] x [0, H - 1]``.
+        confidence: float32 [T, N] in [0, 1], the score that ``visibility`` thresholds (for CoTracker3 a
+            visibility probability), or None for trackers that have no such score (LK).
+    """
+
+    tracks: np.ndarray
+    visibility: np.ndarray
+    confidence: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # Checked once here so that every tracker (and every fake) is held to the same contract.
+        if self.tracks.dtype != np.float32 or self.tracks.ndim != 3 or self.tracks.shape[-1] != 2:
+            raise ValueError(f"tracks must be float32 [T, N, 2], got {self.tracks.dtype} {self.tracks.shape}")
+        if self.visibility.dtype != np.bool_ or self.visibility.shape != self.tracks.shape[:2]:
+            raise ValueError(
+                f"visibility must be bool {self.tracks.shape[:2]}, got {self.visibility.dtype} {self.visibility.shape}"
+            )
+        if self.confidence is not None and (
+            self.confidence.dtype != np.float32 or self.confidence.shape != self.tracks.shape[:2]
+        ):
+            raise ValueError(
+                f"confidence must be float32 {self.tracks.shape[:2]}, got {self.confidence.dtype} "
+                f"{self.confidence.shape}"
+            )
+
+    @property
+    def num_frames(self) -> int:
+        """T."""
+        return self.tracks.shape[0]
+
+    @property
+    def num_points(self) -> int:
+        """N."""
+        return self.tracks.shape[1]
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """A point tracker: follows query points given on frame 0 through a clip.
+
+    Attributes:
+        name: the name :func:`make_tracker` knows it by (recorded in the track store).
+        settings: every setting that can change the output, JSON-serialisable; recorded in the store next
+            to ``name`` so a cache says exactly how it was made. Runtime knobs that cannot change the
+            output (thread counts, device) are not part of it.
+        needs_gpu: true when the tracker is only practical on a GPU (the workflow schedules it there).
+    """
+
+    name: str
+    settings: dict[str, Any]
+    needs_gpu: bool
+
+    def track(self, clip: np.ndarray, queries: np.ndarray) -> TrackResult:
+        """Track ``queries`` through ``clip``.
+
+        Args:
+            clip: uint8 [T, H, W, 3] RGB frames.
+            queries: float32 [N, 2] ``(x, y)`` pixel positions on frame 0.
+
+        Returns:
+            The tracks, with ``tracks[0] == queries``.
+        """
+        ...
+
+
+def grid_queries(height: int, width: int, grid: int) -> np.ndarray:
+    """A ``grid x grid`` lattice of query points at the centres of equal cells.
+
+    Point ``n = i_y * grid + i_x`` (row-major: y outer, x inner) is
+
+        x = (i_x + 0.5) * W / G - 0.5,    y = (i_y + 0.5) * H / G - 0.5
+
+    i.e. the centre of cell ``(i_y, i_x)`` when the frame ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` is cut into
+    G x G equal cells (pixel centres at integers). With G = W / patch the points are the centres of the ViT
+    patches. Unlike CoTracker's ``grid_size`` layout (margin W/64 on a 384x512 canvas, then rescaled), the
+    margins are symmetric and do not depend on the tracker. Same layout as
+    :func:`mosic.data.synthetic.query_grid`.
+
+    Args:
+        height: H, frame height in pixels.
+        width: W, frame width in pixels.
+        grid: G, points per side.
+
+    Returns:
+        float32 [G * G, 2] ``(x, y)`` points.
+    """
+    if grid < 1 or height < 1 or width < 1:
+        raise ValueError(f"need grid, height, width >= 1, got {grid}, {height}, {width}")
+    xs = (np.arange(grid, dtype=np.float64) + 0.5) * width / grid - 0.5
+    ys = (np.arange(grid, dtype=np.float64) + 0.5) * height / grid - 0.5
+    gx, gy = np.meshgrid(xs, ys)  # [G, G], y outer
+    return np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)
+
+
+def inside_frame(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Whether points lie in ``[0, W - 1] x [0, H - 1]`` (the visibility rule of the module docstring).
+
+    Args:
+        points: float [..., 2] ``(x, y)`` pixel positions.
+        height: H.
+        width: W.
+
+    Returns:
+        bool [...]; false for non-finite points.
+    """
+    x, y = points[..., 0], points[..., 1]
+    # Comparisons with nan are false, so non-finite points come out as outside.
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
+
+
+def check_clip(clip: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate tracker inputs and return them as contiguous uint8 / float32 arrays.
+
+    Args:
+        clip: uint8 [T, H, W, 3] RGB, T >= 1.
+        queries: float [N, 2] ``(x, y)`` on frame 0, finite.
+
+    Returns:
+        ``(clip, queries)`` as C-contiguous uint8 [T, H, W, 3] and float32 [N, 2].
+
+    Raises:
+        ValueError: on a wrong shape, dtype or non-finite query.
+    """
+    if clip.dtype != np.uint8 or clip.ndim != 4 or clip.shape[-1] != 3 or clip.shape[0] < 1:
+        raise ValueError(f"clip must be uint8 [T, H, W, 3] RGB with T >= 1, got {clip.dtype} {clip.shape}")
+    queries = np.asarray(queries)
+    if queries.ndim != 2 or queries.shape[1] != 2:
+        raise ValueError(f"queries must be [N, 2] (x, y), got {queries.shape}")
+    if not np.isfinite(queries).all():
+        raise ValueError("queries must be finite")
+    return np.ascontiguousarray(clip), np.ascontiguousarray(queries, dtype=np.float32)
+
+
+def make_tracker(name: str, **settings: Any) -> Tracker:
+    """Build a tracker by name.
+
+    Args:
+        name: ``"lk"`` (:class:`mosic.tracking.lk.LKTracker`) or ``"cotracker3"``
+            (:class:`mosic.tracking.cotracker.CoTracker3Tracker`).
+        **settings: keyword arguments of that tracker's constructor.
+
+    Returns:
+        The tracker.
+
+    Raises:
+        ValueError: for an unknown name.
+        TypeError: for a setting the tracker does not have.
+    """
+    # Imported here so that `lk` never pulls in torch and `cotracker3` is only touched when chosen.
+    if name == "lk":
+        from mosic.tracking.lk import LKTracker
+
+        return LKTracker(**settings)
+    if name == "cotracker3":
+        from mosic.tracking.cotracker import CoTracker3Tracker
+
+        return CoTracker3Tracker(**settings)
+    raise ValueError(f"unknown tracker {name!r}; expected one of {', '.join(TRACKERS)}")
