@@ -40,10 +40,12 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from mosic.data.frames import check_frame, decode_image, list_frame_files
@@ -127,6 +129,17 @@ class JpegFolderReader(VideoReader):
             for j, frame in enumerate(self._pool.map(lambda k: self._decode_one(k, size), indices)):
                 out[j] = frame
         return out
+
+    def frame_sizes(self, indices: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
+        """Native ``(height, width)`` of each given frame, from the file headers (no decoding)."""
+        sizes = []
+        for k in indices:
+            try:
+                with Image.open(self._files[int(k)]) as im:
+                    sizes.append((im.height, im.width))
+            except OSError as exc:
+                raise VideoReadError(f"{self._files[int(k)]}: cannot read frame header: {exc}") from exc
+        return sizes
 
     def close(self) -> None:
         """Stop the decoding threads."""

@@ -113,6 +113,10 @@ class VideoReader(abc.ABC):
         frames = self._decode(unique.tolist(), out_size)  # [len(unique), H, W, 3]
         return frames[np.searchsorted(unique, idx)]
 
+    def frame_sizes(self, indices: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
+        """Native ``(height, width)`` of each given frame (a video stream has one size for all frames)."""
+        return [(self.height, self.width)] * len(indices)
+
     @abc.abstractmethod
     def _decode(self, indices: list[int], size: tuple[int, int]) -> np.ndarray:
         """Decode sorted, distinct, in-range `indices` to ``uint8 [len(indices), size[0], size[1], 3]``."""
