@@ -17,6 +17,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 include: "rules/common.smk"
 include: "rules/data.smk"
+include: "rules/track.smk"
 
 
 rule all:
@@ -24,3 +25,5 @@ rule all:
     input:
         index=INDEX,
         clips=CLIPS,
+        shards=SHARDS,
+        tracking_metrics=f"{DS}/tracking_metrics.json" if CFG.dataset.kind == "synthetic" else [],

@@ -25,6 +25,9 @@ __all__ = [
     "SyntheticConfig",
     "ClipsConfig",
     "IndexConfig",
+    "LKConfig",
+    "CoTrackerConfig",
+    "TrackConfig",
     "Config",
     "parse_config",
     "config_hash",
@@ -119,6 +122,45 @@ class IndexConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LKConfig:
+    """OpenCV pyramidal Lucas–Kanade settings (tracker = lk)."""
+
+    win_size: int = _field("Side of the LK window in pixels (odd).", ge=3, le=101)
+    levels: int = _field("Pyramid levels above full resolution; each doubles the largest trackable motion.", ge=0, le=8)
+    fb_threshold: float = _field(
+        "Largest forward-backward error in pixels for a point to stay visible.", gt=0.0, le=100
+    )
+    max_iter: int = _field("Most iterations per pyramid level.", ge=1, le=1000)
+    eps: float = _field("Stop iterating when the update is below this many pixels.", gt=0.0, le=10.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoTrackerConfig:
+    """CoTracker3 settings (tracker = cotracker3; needs the `cotracker` package)."""
+
+    checkpoint: str = _field("Path to a CoTracker3 offline checkpoint (scaled_offline.pth); '' = torch.hub download.")
+    visibility_threshold: float = _field("Visibility probability above which a point counts as visible.", ge=0, le=1)
+    autocast: bool = _field("bf16 autocast on CUDA.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackConfig:
+    """Stage 1: point tracking into the Zarr cache."""
+
+    tracker: Literal["lk", "cotracker3"] = _field("lk: CPU, no weights; cotracker3: GPU, needs the cotracker package.")
+    height: int = _field("Cache resolution: frames are resized to height x width, tracked and stored.", ge=16, le=4096)
+    width: int = _field("Cache width in pixels.", ge=16, le=4096)
+    grid: int = _field("Query grid side G: G x G points on the first frame of each clip.", ge=1, le=256)
+    on_bad_clip: Literal["skip", "fail"] = _field(
+        "A clip that cannot be decoded, has constant frames or frames of different sizes: skip = log and leave it "
+        "out; fail = stop the job."
+    )
+    threads: int = _field("CPU threads of a tracking job.", ge=1, le=256)
+    lk: LKConfig = _field("Lucas-Kanade settings.")
+    cotracker: CoTrackerConfig = _field("CoTracker3 settings.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole pipeline configuration (one section per stage)."""
 
@@ -127,6 +169,7 @@ class Config:
     synthetic: SyntheticConfig = _field("Synthetic dataset generator.")
     clips: ClipsConfig = _field("Clip sampling and sharding.")
     index: IndexConfig = _field("Video probing.")
+    track: TrackConfig = _field("Point tracking into the cache.")
 
 
 def _type_name(tp: Any) -> str:
@@ -197,6 +240,11 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'synthetic.max_objects' is {s.max_objects}; accepted values: an integer >= "
             f"synthetic.min_objects ({s.min_objects})"
+        )
+    if cfg.clips.mode == "full":
+        raise ConfigError(
+            "config key 'clips.mode' is 'full'; accepted values: 'regular', 'uniform', 'dense' (the track cache "
+            "stores clips of a fixed length, and 'full' gives one clip of every length)"
         )
     if cfg.dataset.kind != "synthetic" and not cfg.dataset.root:
         raise ConfigError(

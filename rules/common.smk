@@ -20,6 +20,8 @@ SYNTH_DIR = f"{DS}/data"
 DATA_ROOT = f"{SYNTH_DIR}/ytvos" if CFG.dataset.kind == "synthetic" else CFG.dataset.root
 INDEX = f"{DS}/index.parquet"
 CLIPS = f"{DS}/clips.parquet"
+TRACK_DIR = f"{DS}/tracks"
+SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)]
 
 
 def sources(*modules):

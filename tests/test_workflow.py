@@ -1,5 +1,6 @@
 """The Snakemake workflow: dry runs, config errors at parse time, and a tiny real run of the data stage."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_dry_run_default_config(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "1")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule in ("synthetic_data", "index", "all"):
+    for rule in ("synthetic_data", "index", "track_shard", "tracking_metrics", "all"):
         assert rule in out
 
 
@@ -85,6 +86,17 @@ def test_tiny_data_stage_runs_and_reruns_only_stale_jobs(tmp_path):
     log = (tmp_path / "results" / "logs" / "index.log").read_text()
     assert "indexed 3 videos" in log
 
+    from mosic.store import ShardReader, verify_shard
+
+    shards = sorted((ds / "tracks").glob("shard_*.zarr"))
+    assert [p.name for p in shards] == ["shard_00000.zarr", "shard_00001.zarr"]
+    assert all(verify_shard(p) == [] for p in shards)
+    assert sum(len(ShardReader(p)) for p in shards) == 6
+    metrics = json.loads((ds / "tracking_metrics.json").read_text())
+    assert metrics["clips"] == 6 and 0 < metrics["cached"]["average_jaccard"] <= 1
+    assert metrics["provenance"]["config"]["track"]["grid"] == 8
+    assert "wrote" in (tmp_path / "results" / "logs" / "track_shard" / "00000.log").read_text()
+
     # Nothing to do on a second run.
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(TINY))
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
@@ -98,3 +110,19 @@ def test_tiny_data_stage_runs_and_reruns_only_stale_jobs(tmp_path):
     out = res.stdout + res.stderr
     assert res.returncode == 0
     assert "rule index" in out and "rule synthetic_data" not in out
+
+    # A tracker setting reruns tracking onwards, not the index.
+    tiny = yaml.safe_load(TINY.read_text())
+    tiny["track"]["lk"] = {"fb_threshold": 2.0}
+    over.write_text(yaml.safe_dump(tiny))
+    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
+    out = res.stdout + res.stderr
+    assert "rule track_shard" in out and "rule tracking_metrics" in out and "rule index" not in out
+
+    # Deleting one shard recreates only that shard (and the metrics that read it).
+    shutil.rmtree(shards[1])
+    res = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert verify_shard(shards[1]) == []
+    out = res.stdout + res.stderr
+    assert "wildcards: shard=00001" in out and "shard=00000" not in out and "rule index" not in out

@@ -1,0 +1,198 @@
+"""One tracking job: the clips of one shard -> decoded at the cache resolution -> tracked -> one Zarr shard.
+
+The job reads `index.parquet` and `clips.parquet` (written by the index rule), decodes each clip of its
+shard at the cache resolution ``track.height x track.width`` (aspect ratio not kept, as in the original
+code), tracks a ``grid x grid`` query grid laid on the clip's first frame, and appends the clip to a
+:class:`mosic.store.ShardWriter`. The writer fills a temporary store and renames it onto the final path only
+when the shard is complete, so a killed job never leaves a partial shard under the final name.
+
+Bad clips — a frame that cannot be decoded, a constant frame (all black, or any single value), frames of
+different native sizes — are skipped with the reason logged and recorded in the shard's ``skipped`` attribute
+(``track.on_bad_clip = "skip"``), or stop the job with an error naming the file (``"fail"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from mosic.config import TrackConfig
+from mosic.data.readers import VideoInfo, VideoReadError, open_video
+from mosic.store import ClipRecord, ShardWriter
+from mosic.tracking.base import Tracker, grid_queries, make_tracker
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BadClipError", "tracker_from_config", "check_frames", "track_shard"]
+
+
+class BadClipError(RuntimeError):
+    """A clip cannot be cached (raised with ``track.on_bad_clip = "fail"``); the message names file and frame."""
+
+
+def tracker_from_config(cfg: TrackConfig) -> Tracker:
+    """Build the configured tracker with its settings."""
+    if cfg.tracker == "lk":
+        return make_tracker("lk", **dataclasses.asdict(cfg.lk), threads=cfg.threads)
+    return make_tracker(
+        "cotracker3",
+        checkpoint=cfg.cotracker.checkpoint or None,
+        visibility_threshold=cfg.cotracker.visibility_threshold,
+        autocast=cfg.cotracker.autocast,
+    )
+
+
+def check_frames(frames: np.ndarray, frame_indices: np.ndarray, native_sizes: list[tuple[int, int]]) -> str:
+    """Why a decoded clip must not be cached, or ``""`` when it is fine.
+
+    Args:
+        frames: uint8 [T, H, W, 3] decoded clip.
+        frame_indices: int [T] source frame indices (for the message).
+        native_sizes: ``(height, width)`` of each source frame before resizing.
+    """
+    if len(set(native_sizes)) > 1:
+        ref = max(set(native_sizes), key=native_sizes.count)
+        t = next(i for i, s in enumerate(native_sizes) if s != ref)
+        h, w = native_sizes[t]
+        return f"frame {int(frame_indices[t])} is {w}x{h}, the other frames of the clip are {ref[1]}x{ref[0]}"
+    flat = frames.reshape(frames.shape[0], -1)
+    constant = flat.min(axis=1) == flat.max(axis=1)
+    if constant.any():
+        t = int(np.argmax(constant))
+        return f"frame {int(frame_indices[t])} is constant (every pixel = {int(flat[t, 0])}); nothing to track"
+    return ""
+
+
+def _video_info(row: Any) -> VideoInfo:
+    return VideoInfo(
+        video_id=row.video_id,
+        kind=row.kind,
+        path=row.path,
+        num_frames=int(row.num_frames),
+        height=int(row.height),
+        width=int(row.width),
+        fps=float(row.fps) if row.fps is not None else math.nan,
+        status=row.status,
+        reason=row.reason,
+    )
+
+
+def track_shard(
+    *,
+    shard: int,
+    index_path: str | Path,
+    clips_path: str | Path,
+    num_frames: int,
+    track: TrackConfig,
+    out_path: str | Path,
+    provenance: dict[str, Any],
+    tracker: Tracker | None = None,
+) -> dict[str, int]:
+    """Track every clip of one shard and write the shard store.
+
+    Args:
+        shard: which shard of `clips.parquet` to process.
+        index_path: the index (one row per video: kind, path, frame count, status).
+        clips_path: the clips (video id, shard, clip number, frame indices).
+        num_frames: T, frames per clip (every clip of the shard must have it).
+        track: tracking settings (cache resolution, grid, tracker, bad-clip policy).
+        out_path: the final shard path (``.../shard_00000.zarr``); written atomically.
+        provenance: the record stored in the shard's attributes (config, version, git sha).
+        tracker: a tracker to use instead of the configured one (tests inject fakes here).
+
+    Returns:
+        ``{"clips": written, "skipped": skipped}``.
+
+    Raises:
+        BadClipError: a bad clip with ``track.on_bad_clip = "fail"``.
+    """
+    index = pd.read_parquet(index_path).set_index("video_id", drop=False)
+    clips = pd.read_parquet(clips_path)
+    clips = clips[clips["shard"] == shard]  # the row number in clips.parquet is the clip id
+    lengths = {len(f) for f in clips["frames"]} - {num_frames}
+    if lengths:
+        raise ValueError(
+            f"{clips_path}: shard {shard} has clips of {sorted(lengths)} frames; the cache needs {num_frames}"
+        )
+    tracker = tracker or tracker_from_config(track)
+    queries = grid_queries(track.height, track.width, track.grid)  # float32 [N, 2] (x, y)
+    attrs = {**provenance, "tracker": {"name": tracker.name, "settings": tracker.settings}}
+    size = (track.height, track.width)
+    logger.info(
+        "shard %d: %d clips of %d frames from %d videos -> %s (tracker %s, %dx%d, %d points)",
+        shard,
+        len(clips),
+        num_frames,
+        clips["video_id"].nunique(),
+        out_path,
+        tracker.name,
+        track.width,
+        track.height,
+        len(queries),
+    )
+    written = skipped = 0
+    start = time.perf_counter()
+    with ShardWriter(
+        out_path,
+        num_frames=num_frames,
+        height=track.height,
+        width=track.width,
+        num_points=len(queries),
+        attrs=attrs,
+    ) as writer:
+        for video_id, group in tqdm(clips.groupby("video_id", sort=True), desc=f"shard {shard}", unit="video"):
+            info = _video_info(index.loc[video_id])
+            try:
+                reader = open_video(info)
+            except VideoReadError as exc:
+                reasons = {int(c): str(exc) for c in group.index}
+            else:
+                reasons = {}
+                with reader:
+                    for clip_id, row in group.iterrows():
+                        frame_indices = np.asarray(row["frames"], dtype=np.int32)
+                        try:
+                            frames = reader.read(frame_indices, size=size)  # uint8 [T, H, W, 3]
+                            reason = check_frames(frames, frame_indices, reader.frame_sizes(frame_indices))
+                        except VideoReadError as exc:
+                            reason = str(exc)
+                        if reason:
+                            reasons[int(clip_id)] = reason
+                            continue
+                        result = tracker.track(frames, queries)
+                        writer.add(
+                            ClipRecord(
+                                video_id=video_id,
+                                clip_id=int(clip_id),
+                                frame_indices=frame_indices,
+                                frames=frames,
+                                tracks=result.tracks,
+                                visibility=result.visibility,
+                            )
+                        )
+                        written += 1
+            for clip_id, reason in reasons.items():
+                message = f"{video_id} clip {int(clips.loc[clip_id, 'clip'])} ({info.path}): {reason}"
+                if track.on_bad_clip == "fail":
+                    raise BadClipError(message)
+                logger.warning("skipped %s", message)
+                writer.skip(video_id, clip_id, reason)
+                skipped += 1
+    elapsed = time.perf_counter() - start
+    logger.info(
+        "shard %d: wrote %d clips, skipped %d, in %.1f s (%.1f ms per clip)",
+        shard,
+        written,
+        skipped,
+        elapsed,
+        1000 * elapsed / max(written, 1),
+    )
+    return {"clips": written, "skipped": skipped}

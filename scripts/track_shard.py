@@ -1,0 +1,20 @@
+"""Snakemake script for rule `track_shard`: typed config -> `mosic.tracking.shard.track_shard`."""
+
+from mosic.config import TrackConfig, section_from_dict
+from mosic.logs import job_logging
+from mosic.provenance import provenance
+from mosic.tracking.shard import track_shard
+
+snakemake = globals()["snakemake"]  # injected by Snakemake's script directive
+
+with job_logging(snakemake.log[0]):
+    track = section_from_dict(TrackConfig, snakemake.params.track_cfg, "track")
+    track_shard(
+        shard=int(snakemake.wildcards.shard),
+        index_path=snakemake.input.index,
+        clips_path=snakemake.input.clips,
+        num_frames=snakemake.params.num_frames,
+        track=track,
+        out_path=snakemake.output[0],
+        provenance=provenance(track, stage="track_shard", shard=int(snakemake.wildcards.shard)),
+    )
