@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -34,6 +32,7 @@ import av
 import cv2
 import numpy as np
 import PIL
+from machine import machine_info
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,23 +98,14 @@ def _encode_mp4(frames: np.ndarray, path: Path) -> None:
 
 
 def _machine() -> dict[str, object]:
-    cpu = ""
-    if Path("/proc/cpuinfo").is_file():
-        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                    if ln.startswith("model name")), "")  # fmt: skip
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "opencv": cv2.__version__,
-        "cv2_threads": cv2.getNumThreads(),
-        "av": av.__version__,
-        "ffmpeg_libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
-    }
+    return machine_info(
+        numpy=np.__version__,
+        pillow=PIL.__version__,
+        opencv=cv2.__version__,
+        cv2_threads=cv2.getNumThreads(),
+        av=av.__version__,
+        ffmpeg_libavcodec=".".join(map(str, av.library_versions.get("libavcodec", ()))),
+    )
 
 
 def run(runs: int, out_dir: Path) -> dict[str, object]:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -53,6 +52,7 @@ import numpy as np
 import PIL
 import zarr
 import zarr.codecs as zc
+from machine import machine_info
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -253,28 +253,13 @@ def round_robin(methods: dict[str, Callable[[], int]], runs: int) -> dict[str, d
 
 
 def machine() -> dict[str, object]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": model,
-        "memory_gib": round(mem, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "zarr": zarr.__version__,
-        "numcodecs": numcodecs.__version__,
-        "pillow": PIL.__version__,
-        "blosc_threads": numcodecs.blosc.get_nthreads(),
-    }
+    return machine_info(
+        numpy=np.__version__,
+        zarr=zarr.__version__,
+        numcodecs=numcodecs.__version__,
+        pillow=PIL.__version__,
+        blosc_threads=numcodecs.blosc.get_nthreads(),
+    )
 
 
 # --- 1. tracks + visibility ---------------------------------------------------------------------------------

@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +38,7 @@ import av
 import cv2
 import numpy as np
 import yaml
+from machine import machine_info
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -154,20 +153,7 @@ def _metrics_row(pred: list, pred_vis: list, gt: list, gt_vis: list, size: int) 
 
 
 def _machine() -> dict[str, object]:
-    cpu = ""
-    if Path("/proc/cpuinfo").is_file():
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        cpu = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "av": av.__version__,
-    }
+    return machine_info(numpy=np.__version__, opencv=cv2.__version__, av=av.__version__)
 
 
 def run(runs: int, num_videos: int, out_dir: Path) -> dict[str, object]:

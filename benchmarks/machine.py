@@ -1,0 +1,34 @@
+"""What a benchmark ran on: CPU, memory, platform, and the versions of the libraries it measured.
+
+Imported by the scripts in this folder (run as ``python benchmarks/<name>.py``, so this folder is on sys.path).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import mosic
+
+
+def machine_info(**versions: object) -> dict[str, object]:
+    """CPU count and model, memory, platform, Python and mosic versions, plus the given library versions."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": model,
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "mosic": mosic.__version__,
+        **versions,
+    }
