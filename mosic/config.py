@@ -28,6 +28,8 @@ __all__ = [
     "LKConfig",
     "CoTrackerConfig",
     "TrackConfig",
+    "WandbConfig",
+    "TrainConfig",
     "Config",
     "parse_config",
     "config_hash",
@@ -39,9 +41,11 @@ class ConfigError(ValueError):
     """A configuration value is unknown, missing, of the wrong type or out of range."""
 
 
-def _field(doc: str, *, ge: float | None = None, le: float | None = None, gt: float | None = None) -> Any:
-    """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt)."""
-    return field(metadata={"doc": doc, "ge": ge, "le": le, "gt": gt})
+def _field(
+    doc: str, *, ge: float | None = None, le: float | None = None, gt: float | None = None, lt: float | None = None
+) -> Any:
+    """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt/lt)."""
+    return field(metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +165,70 @@ class TrackConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WandbConfig:
+    """Weights & Biases logging (metrics.csv is always written as well)."""
+
+    mode: Literal["online", "offline", "disabled"] = _field(
+        "online: stream to the W&B server (needs WANDB_API_KEY); offline: write a run folder to sync later; "
+        "disabled: no W&B at all."
+    )
+    project: str = _field("W&B project name.")
+    entity: str = _field("W&B entity (team or user); '' = your default.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Stage 2: MoSiC fine-tuning of a timm ViT on the track cache."""
+
+    preset: Literal["default", "faithful"] = _field(
+        "default: correct (x, y) gather, horizontal flip, ImageNet std, loss over visible entries, last n blocks "
+        "by index; faithful: the original code's behaviour (transposed gather, no flip, std 0.228, loss averaged "
+        "over all entries, blocks selected by name)."
+    )
+    model: str = _field("timm model name, e.g. vit_small_patch14_dinov2.lvd142m (original run: dinov2-s).")
+    pretrained: bool = _field("Load the model's pretrained weights through timm (needs network or a local cache).")
+    input_size: int = _field("Square input size in pixels (original: 224); a multiple of the patch size.", ge=16)
+    trainable_blocks: int = _field("Train the last n transformer blocks (original: 2); 0 = all blocks.", ge=0)
+    head_hidden: int = _field("Width of the projection head's two hidden layers (original: 1024).", ge=1)
+    head_bottleneck: int = _field("Width of the head's third layer (original: 512).", ge=1)
+    proj_dim: int = _field("Dimension of projected features and prototypes (original: 256).", ge=1)
+    num_prototypes: int = _field("K, number of prototypes (original: 100).", ge=2)
+    ema_momentum: float = _field("EMA teacher momentum (original: 0.99).", ge=0.0, le=1.0)
+    sinkhorn_epsilon: float = _field("Sinkhorn entropic regularisation (original effective value: 0.05).", gt=0.0)
+    sinkhorn_iters: int = _field("Sinkhorn iterations (original effective value: 10).", ge=1, le=1000)
+    sinkhorn_log_domain: bool = _field("Run Sinkhorn in the log domain (stable for small epsilon).")
+    temperature: float = _field("Softmax temperature of student scores (original: 0.1).", gt=0.0)
+    assignment: Literal["hard", "soft"] = _field("hard: argmax teacher targets (original); soft: Sinkhorn Q.")
+    symmetric: bool = _field("Add the symmetric term (every student frame predicts the frame-0 target).")
+    gather: Literal["nearest", "bilinear"] = _field(
+        "How features are read at track positions: nearest = the patch the point falls in (original); bilinear."
+    )
+    mask_ratio: float = _field("Fraction of student patches dropped (original run: 0).", ge=0.0, lt=1.0)
+    num_points: int = _field("N, points sampled per clip among those inside the crop (original: 256).", ge=1)
+    crop_scale: float = _field("Smallest area fraction of the random resized crop (original: 0.4).", gt=0.0, le=1.0)
+    track_source: Literal["cached", "shuffled", "static"] = _field(
+        "cached: the tracker's tracks; shuffled: targets from random other points (control); static: every "
+        "point stays where it was at frame 0 (no-motion control)."
+    )
+    photometric_aug: bool = _field("Colour jitter, grayscale and blur on the student's view (not in the original).")
+    teacher_frames: int = _field("Frames the teacher encodes per clip, frame 0 included; 0 = all T.", ge=0)
+    batch_size: int = _field("Clips per optimizer step over all processes (original: 64 = 8 GPUs x 8).", ge=1)
+    epochs: int = _field("Passes over the cached clips (original: 8).", ge=1)
+    lr_backbone: float = _field("Peak learning rate of the backbone (original: 1e-5).", ge=0.0)
+    lr_head: float = _field("Peak learning rate of head and prototypes (original: 1e-4).", ge=0.0)
+    weight_decay: float = _field("AdamW weight decay; none on biases and norms (original: 0.01).", ge=0.0)
+    warmup_steps: int = _field("Linear warm-up steps before the cosine decay (original: 0).", ge=0)
+    grad_clip: float = _field("Clip the gradient norm to this value; 0 = off (original: off).", ge=0.0)
+    nan_limit: int = _field("Steps with a non-finite loss that are skipped before training stops.", ge=0)
+    checkpoint_every: int = _field("Save a checkpoint every this many steps (and at the end).", ge=1)
+    seed: int = _field("Random seed (each process and loader worker derives its own).", ge=0)
+    workers: int = _field("DataLoader worker processes per training process.", ge=0, le=64)
+    gpus: int = _field("GPUs the training rule asks for (resources: gpu); 0 = train on CPU.", ge=0, le=1024)
+    cpu_processes: int = _field("Processes (gloo ranks) when training on CPU.", ge=1, le=64)
+    wandb: WandbConfig = _field("Weights & Biases logging.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole pipeline configuration (one section per stage)."""
 
@@ -170,6 +238,7 @@ class Config:
     clips: ClipsConfig = _field("Clip sampling and sharding.")
     index: IndexConfig = _field("Video probing.")
     track: TrackConfig = _field("Point tracking into the cache.")
+    train: TrainConfig = _field("MoSiC training.")
 
 
 def _type_name(tp: Any) -> str:
@@ -204,10 +273,15 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
         raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
     if tp is float:
         value = float(value)
-    ge, le, gt = meta.get("ge"), meta.get("le"), meta.get("gt")
-    if (ge is not None and value < ge) or (le is not None and value > le) or (gt is not None and value <= gt):
+    ge, le, gt, lt = meta.get("ge"), meta.get("le"), meta.get("gt"), meta.get("lt")
+    if (
+        (ge is not None and value < ge)
+        or (le is not None and value > le)
+        or (gt is not None and value <= gt)
+        or (lt is not None and value >= lt)
+    ):
         lo = f"> {gt}" if gt is not None else (f">= {ge}" if ge is not None else "")
-        hi = f"<= {le}" if le is not None else ""
+        hi = f"< {lt}" if lt is not None else (f"<= {le}" if le is not None else "")
         rng = " and ".join(p for p in (lo, hi) if p)
         raise ConfigError(f"config key '{key}' is {value!r}; accepted values: {_type_name(tp)} {rng}")
     return value
@@ -240,6 +314,26 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'synthetic.max_objects' is {s.max_objects}; accepted values: an integer >= "
             f"synthetic.min_objects ({s.min_objects})"
+        )
+    t = cfg.train
+    if t.teacher_frames > cfg.clips.num_frames:
+        raise ConfigError(
+            f"config key 'train.teacher_frames' is {t.teacher_frames}; accepted values: 0 (all) to clips.num_frames "
+            f"({cfg.clips.num_frames})"
+        )
+    if t.num_points > cfg.track.grid**2:
+        raise ConfigError(
+            f"config key 'train.num_points' is {t.num_points}; accepted values: 1 to track.grid^2 "
+            f"({cfg.track.grid**2}), the points cached per clip"
+        )
+    if t.gpus > 0 and t.batch_size % t.gpus:
+        raise ConfigError(
+            f"config key 'train.batch_size' is {t.batch_size}; accepted values: a multiple of train.gpus ({t.gpus})"
+        )
+    if t.gpus == 0 and t.batch_size % t.cpu_processes:
+        raise ConfigError(
+            f"config key 'train.batch_size' is {t.batch_size}; accepted values: a multiple of train.cpu_processes "
+            f"({t.cpu_processes})"
         )
     if cfg.clips.mode == "full":
         raise ConfigError(
