@@ -18,6 +18,7 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/track.smk"
+include: "rules/train.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         clips=CLIPS,
         shards=SHARDS,
         tracking_metrics=f"{DS}/tracking_metrics.json" if CFG.dataset.kind == "synthetic" else [],
+        backbone=f"{TRAIN_DIR}/backbone.safetensors",

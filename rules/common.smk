@@ -1,5 +1,6 @@
 """Parse and validate the configuration once; paths and helpers shared by every rule file."""
 
+import json
 import os
 import sys
 
@@ -22,6 +23,7 @@ INDEX = f"{DS}/index.parquet"
 CLIPS = f"{DS}/clips.parquet"
 TRACK_DIR = f"{DS}/tracks"
 SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)]
+TRAIN_DIR = f"{DS}/train/main"
 
 
 def sources(*modules):

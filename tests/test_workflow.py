@@ -24,7 +24,7 @@ def test_dry_run_default_config(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "1")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule in ("synthetic_data", "index", "track_shard", "tracking_metrics", "all"):
+    for rule in ("synthetic_data", "index", "track_shard", "tracking_metrics", "train", "all"):
         assert rule in out
 
 
@@ -61,7 +61,8 @@ def test_missing_key_fails_dry_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_tiny_data_stage_runs_and_reruns_only_stale_jobs(tmp_path):
+@pytest.mark.distributed
+def test_tiny_pipeline_runs_and_reruns_only_stale_jobs(tmp_path):
     res = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY))
     assert res.returncode == 0, res.stderr[-3000:]
 
@@ -96,6 +97,16 @@ def test_tiny_data_stage_runs_and_reruns_only_stale_jobs(tmp_path):
     assert metrics["clips"] == 6 and 0 < metrics["cached"]["average_jaccard"] <= 1
     assert metrics["provenance"]["config"]["track"]["grid"] == 8
     assert "wrote" in (tmp_path / "results" / "logs" / "track_shard" / "00000.log").read_text()
+
+    run = ds / "train" / "main"
+    with open(run / "metrics.csv") as f:
+        assert len(f.read().strip().splitlines()) == 1 + 2  # header + 2 steps (6 clips, 2 ranks x 2 clips, 2 epochs)
+    assert json.loads((run / "final.json").read_text())["steps"] == 2
+    train_log = (tmp_path / "results" / "logs" / "train.log").read_text()
+    assert "over 2 process(es)" in train_log
+    from mosic.train.export import load_exported
+
+    assert load_exported(run / "backbone.safetensors").num_features == 64
 
     # Nothing to do on a second run.
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(TINY))

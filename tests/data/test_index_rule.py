@@ -12,10 +12,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_index_rule(workdir: Path, dataset: dict) -> subprocess.CompletedProcess:
+    """Run the workflow up to the index only (the target is the index's output)."""
     cfg = workdir / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({"dataset": dataset, "clips": {"num_frames": 4, "step": 1}}))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    return subprocess.run([*cmd, "--cores", "2", "--configfile", str(cfg)], capture_output=True, text=True, timeout=300)
+    target = f"results/{dataset['name']}/index.parquet"
+    return subprocess.run(
+        [*cmd, target, "--cores", "2", "--configfile", str(cfg)], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.mark.slow

@@ -1,0 +1,249 @@
+"""Training-loader benchmark: clips/s of :func:`mosic.train.data.make_loader` over a track store, per worker count.
+
+Data (in a temporary directory, removed at the end): two stores of C = 256 clips, T = 12 frames, N = 1024 points
+on a 32 x 32 grid with random-walk trajectories (1 px steps, 90 % visible), one at 128 x 128 and one at
+256 x 256 cache resolution; frames are 16 distinct clips of random smooth textures (nearest-upsampled noise plus
+fine noise) repeated, which costs the loader the same as real frames (no decoding: frames are stored raw).
+
+Measures, for cache 128 / 256 px, input 224 / 128 px, num_points 256, crop_scale 0.4, flip on, and 0, 1, 2
+DataLoader workers: the loader's throughput in clips/s over one epoch of one simulated rank (world size 4, so
+64 clips = 8 batches of 8 per epoch), from ``iter(loader)`` to the last batch, with persistent workers already
+started (worker start-up is timed separately). Variants at 256 -> 224: the student's photometric augmentation
+(frame 0), and photometric + the student's view of every frame (symmetric loss; 0 and 2 workers). Baseline:
+reading the clips from the store alone. Every process runs one torch thread (workers=0 loads in the main
+process). Runs are interleaved round-robin over the configurations after a warm-up epoch each; medians of
+``--runs`` runs. The store files were just written, so reads come from the page cache.
+
+Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about a minute on 2 cores.
+
+Usage: ``python benchmarks/loader.py [--runs 5] [--out benchmarks/results]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+import zarr
+from machine import machine_info
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
+from mosic.train.data import IMAGENET_MEAN, IMAGENET_STD, TrainClips, make_loader  # noqa: E402
+
+CLIPS, T, GRID = 256, 12, 32
+NUM_POINTS, BATCH, WORLD = 256, 8, 4
+PROVENANCE = {
+    "mosic_version": "bench",
+    "git_sha": "0" * 40,
+    "config": {"grid": GRID},
+    "config_hash": "bench",
+    "tracker": {"name": "synthetic", "settings": {}},
+}
+
+
+def write_store(path: Path, res: int, seed: int = 0) -> TrackStore:
+    """A 256-clip store at ``res x res`` (see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    textures = []
+    for _ in range(16):
+        coarse = rng.integers(0, 256, (T, res // 8, res // 8, 3), dtype=np.uint8)
+        fine = rng.integers(0, 32, (T, res, res, 3), dtype=np.uint8)
+        textures.append(coarse.repeat(8, axis=1).repeat(8, axis=2) // 2 + fine)
+    g = (np.arange(GRID) + 0.5) * res / GRID - 0.5
+    gx, gy = np.meshgrid(g, g)
+    start = np.stack([gx.ravel(), gy.ravel()], -1)[None]
+    n = GRID * GRID
+    with ShardWriter(path, num_frames=T, height=res, width=res, num_points=n, attrs=PROVENANCE) as writer:
+        for c in range(CLIPS):
+            walk = np.cumsum(rng.normal(0, 1.0, (T, n, 2)) * (np.arange(T) > 0)[:, None, None], axis=0)
+            tracks = np.clip(start + walk, 0, res - 1).astype(np.float32)
+            writer.add(
+                ClipRecord(
+                    video_id=f"v{c // 4}",
+                    clip_id=c,
+                    frame_indices=np.arange(T, dtype=np.int32),
+                    frames=textures[c % 16],
+                    tracks=tracks,
+                    visibility=rng.random((T, n)) < 0.9,
+                )
+            )
+    return TrackStore([path])
+
+
+def time_epoch(loader, sampler, dataset, epoch: int) -> tuple[float, int]:
+    """Seconds for one epoch of the loader and the clips it gave."""
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    start = time.perf_counter()
+    clips = sum(len(batch.clip_ids) for batch in loader)
+    return time.perf_counter() - start, clips
+
+
+def run(runs: int, tmp: Path) -> dict:
+    stores = {res: write_store(tmp / f"cache{res}.zarr", res) for res in (128, 256)}
+    configs = []
+    for res in (128, 256):
+        for size in (224, 128):
+            for workers in (0, 1, 2):
+                configs.append({"cache": res, "input": size, "workers": workers, "variant": "base"})
+    for workers in (0, 1, 2):
+        configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric"})
+    for workers in (0, 2):  # the slowest variant: fewer rows keep the run short
+        configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric+student_all"})
+
+    loaders = []
+    for cfg in configs:
+        ds = TrainClips(
+            stores[cfg["cache"]],
+            input_size=cfg["input"],
+            num_points=NUM_POINTS,
+            crop_scale=0.4,
+            flip=True,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            track_source="cached",
+            photometric=cfg["variant"] != "base",
+            student_all_frames=cfg["variant"] == "photometric+student_all",
+            seed=0,
+        )
+        loader, sampler = make_loader(
+            ds, batch_size_per_rank=BATCH, workers=cfg["workers"], seed=0, rank=0, world_size=WORLD
+        )
+        warm, _ = time_epoch(loader, sampler, ds, epoch=0)  # starts the persistent workers
+        cfg["first_epoch_s"] = round(warm, 3)
+        cfg["times"] = []
+        loaders.append((cfg, loader, sampler, ds))
+
+    read_times = []
+    for r in range(runs):
+        for cfg, loader, sampler, ds in loaders:
+            seconds, clips = time_epoch(loader, sampler, ds, epoch=r + 1)
+            cfg["times"].append(seconds)
+            cfg["clips_per_epoch"] = clips
+        for res, store in stores.items():
+            order = np.random.default_rng(r).permutation(CLIPS)[:64]
+            start = time.perf_counter()
+            for i in order:
+                store[int(i)]
+            read_times.append((res, time.perf_counter() - start))
+    del loaders  # shuts the workers down
+
+    rows = []
+    for cfg in configs:
+        rates = [cfg["clips_per_epoch"] / s for s in cfg["times"]]
+        rate = statistics.median(rates)
+        rows.append(
+            {
+                "cache": cfg["cache"],
+                "input": cfg["input"],
+                "variant": cfg["variant"],
+                "workers": cfg["workers"],
+                "clips_per_s": round(rate, 1),
+                "clips_per_s_per_process": round(rate / max(cfg["workers"], 1), 1),
+                "ms_per_clip_per_process": round(1000 * max(cfg["workers"], 1) / rate, 2),
+                "runs_clips_per_s": [round(x, 1) for x in rates],
+                "first_epoch_s": cfg["first_epoch_s"],
+            }
+        )
+    reads = {str(res): round(statistics.median(64 / s for rr, s in read_times if rr == res), 1) for res in stores}
+    return {
+        "benchmark": "loader",
+        "settings": {
+            "clips": CLIPS,
+            "T": T,
+            "cached_points": GRID * GRID,
+            "num_points": NUM_POINTS,
+            "crop_scale": 0.4,
+            "flip": True,
+            "batch_size_per_rank": BATCH,
+            "world_size": WORLD,
+            "clips_per_epoch": 64,
+            "runs": runs,
+            "torch_threads_per_process": torch.get_num_threads(),
+        },
+        "rows": rows,
+        "store_read_only_clips_per_s": reads,
+        "machine": machine_info(
+            torch=torch.__version__, torchvision=torchvision.__version__, numpy=np.__version__, zarr=zarr.__version__
+        ),
+    }
+
+
+def markdown(res: dict) -> str:
+    s, m = res["settings"], res["machine"]
+    lines = [
+        "# Training-loader benchmark (`benchmarks/loader.py`)",
+        "",
+        f"Store: {s['clips']} clips, T = {s['T']}, N = {s['cached_points']} cached points, frames stored raw; "
+        f"TrainClips with num_points = {s['num_points']}, crop_scale = {s['crop_scale']}, flip on; make_loader "
+        f"with batches of {s['batch_size_per_rank']} clips on rank 0 of {s['world_size']} "
+        f"({s['clips_per_epoch']} clips per epoch), persistent workers, {s['torch_threads_per_process']} torch "
+        f"thread per process. Median of {s['runs']} epochs per row, interleaved round-robin after a warm-up "
+        "epoch (first epoch = worker start-up + one epoch).",
+        "",
+        "| cache px | input px | variant | workers | clips/s | clips/s per process | ms/clip per process "
+        "| first epoch s |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["rows"]:
+        lines.append(
+            f"| {r['cache']} | {r['input']} | {r['variant']} | {r['workers']} | {r['clips_per_s']:.0f} | "
+            f"{r['clips_per_s_per_process']:.0f} | {r['ms_per_clip_per_process']:.2f} | {r['first_epoch_s']:.2f} |"
+        )
+    reads = res["store_read_only_clips_per_s"]
+    lines += [
+        "",
+        "Baseline, reading the clips from the store alone (random order, one process): "
+        + ", ".join(f"{v:.0f} clips/s at {k} px" for k, v in reads.items())
+        + ".",
+        "",
+        "workers = 0 loads in the training process itself; with workers > 0 the training process only receives "
+        "batches. On this 2-core machine, 2 workers compete with the main process and with each other. A worker's "
+        "ms/clip includes sending the batch: float32 views through shared memory (7.2 MB per clip at 224 px; "
+        "the collate stacks straight into shared memory, which doubled 1-worker throughput). The student's "
+        "photometric view of all 12 frames is dominated by torchvision's Gaussian blur (depthwise conv2d) and hue "
+        "shift on CPU.",
+        "",
+        f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}; Python {m['python']}, torch "
+        f"{m['torch']}, torchvision {m['torchvision']}, numpy {m['numpy']}, zarr {m['zarr']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the benchmark (or, with ``--markdown-only``, rewrite loader.md from loader.json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="timed epochs per configuration (median reported; >= 5)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
+    parser.add_argument("--markdown-only", action="store_true", help="only rewrite loader.md from loader.json")
+    args = parser.parse_args()
+    if args.markdown_only:
+        (args.out / "loader.md").write_text(markdown(json.loads((args.out / "loader.json").read_text())))
+        return
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="mosic-loader-bench-"))
+    try:
+        res = run(args.runs, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "loader.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / "loader.md").write_text(markdown(res))
+    print((args.out / "loader.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

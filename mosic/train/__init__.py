@@ -1,0 +1,1 @@
+"""Stage 2: MoSiC fine-tuning — training clips and loader, presets, schedules and the training loop."""

@@ -1,0 +1,422 @@
+"""Training checkpoints: every tensor in one safetensors file, everything else in a JSON sidecar; no pickle anywhere.
+
+One checkpoint is a pair of files in the checkpoint directory::
+
+    step_00000120.safetensors   the tensors, keyed:
+                                  <module>.<state_dict key>      one prefix per entry of ``modules``
+                                  optim.state.<param index>.<name>  optimizer state (AdamW: exp_avg, exp_avg_sq, step)
+                                  optim.param_groups.<g>.<key>   tensor-valued hyper-parameters (rare)
+                                  extra.<name>                   ``extra_tensors``
+                                  rng.torch, rng.cuda.<device>   torch generator states (uint8, as torch returns them)
+                                  rng.numpy.key                  numpy's MT19937 key: 624 little-endian uint32
+                                  rng.numpy.state, rng.python    UTF-8 JSON as uint8: the rest of numpy's legacy state
+                                                                 tuple, and python ``random.getstate()``
+    step_00000120.json          the sidecar: step, epoch, meta (provenance: config, versions, git sha), the optimizer's
+                                class, param_groups and non-tensor state as JSON (tensors referenced by key), module
+                                names, the tensor key list and the sha256 of the .safetensors file.
+
+Writing is atomic: each file is written under a temporary name and renamed with ``os.replace``, the sidecar last, so
+a checkpoint whose sidecar is missing (a crash mid-save) or whose sha256 does not match (a truncated copy) is
+incomplete, and :func:`latest_checkpoint` skips it with a warning. Restoring the optimizer state and all four random
+generators makes a resumed run on CPU bit-identical to an uninterrupted one.
+
+Shared (tied) tensors: safetensors refuses to save two keys that share storage. Every tensor whose storage was
+already seen, that is a view into a larger storage, or that is not contiguous is saved as a contiguous clone, so a
+tied weight is stored once per key; ``load_state_dict`` copies the same values into both keys, which keeps the tie.
+
+Nothing here unpickles: tensors go through safetensors and everything else through JSON, so loading a checkpoint
+from an untrusted source cannot run code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "CheckpointError"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "mosic-checkpoint"
+FORMAT_VERSION = 1
+_NAME = re.compile(r"step_(\d+)\.safetensors")
+_TMP = re.compile(r"\.step_(\d+)\.(safetensors|json)\.tmp-\d+")
+_RESERVED = ("optim", "extra", "rng")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is incomplete, corrupt, or does not match the modules or optimizer it is loaded into."""
+
+
+# --- small helpers --------------------------------------------------------------------------------------------
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the renames durable; not every platform can open a directory, hence the suppress.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _bytes_tensor(data: bytes) -> Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+def _tensor_bytes(t: Tensor) -> bytes:
+    return t.cpu().contiguous().numpy().tobytes()
+
+
+def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """CPU tensors safetensors accepts: contiguous, each owning its whole storage (tied weights are cloned)."""
+    out: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for key, t in tensors.items():
+        t = t.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()  # a fresh storage per tensor
+        storage = t.untyped_storage()
+        whole = t.storage_offset() == 0 and t.numel() * t.element_size() == storage.nbytes()
+        if storage.data_ptr() in seen or not whole or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        if t.untyped_storage().data_ptr():  # empty tensors have no storage to share
+            seen.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out
+
+
+def _encode(value: Any, key: str, tensors: dict[str, Tensor]) -> Any:
+    """JSON for `value`; tensors go to `tensors[key]` and are referenced as ``{"__tensor__": key}``."""
+    if isinstance(value, Tensor):
+        tensors[key] = value
+        return {"__tensor__": key}
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]}
+    if isinstance(value, list):
+        return [_encode(v, f"{key}.{i}", tensors) for i, v in enumerate(value)]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _encode(v, f"{key}.{k}", tensors) for k, v in value.items()}
+    raise TypeError(f"{key}: a {type(value).__name__} cannot be stored in a checkpoint (tensors and JSON values only)")
+
+
+def _decode(value: Any, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(value, list):
+        return [_decode(v, tensors) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {"__tensor__"}:
+            return tensors[value["__tensor__"]]
+        if set(value) == {"__tuple__"}:
+            return tuple(_decode(v, tensors) for v in value["__tuple__"])
+        return {k: _decode(v, tensors) for k, v in value.items()}
+    return value
+
+
+# --- RNG states -----------------------------------------------------------------------------------------------
+
+
+def _rng_tensors() -> dict[str, Tensor]:
+    """The global torch, CUDA, numpy and python random states, as uint8 tensors."""
+    out = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, state in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng.cuda.{i}"] = state
+    name, key, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)  # noqa: NPY002 - the global stream is what we save
+    out["rng.numpy.key"] = _bytes_tensor(np.asarray(key, dtype="<u4").tobytes())
+    numpy_rest = {"bit_generator": name, "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(cached_gaussian)}
+    out["rng.numpy.state"] = _bytes_tensor(json.dumps(numpy_rest).encode())
+    version, internal, gauss_next = random.getstate()
+    out["rng.python"] = _bytes_tensor(json.dumps([version, list(internal), gauss_next]).encode())
+    return out
+
+
+def _restore_rng(tensors: dict[str, Tensor]) -> None:
+    torch.set_rng_state(tensors["rng.torch"].cpu())
+    cuda = sorted((int(k.rsplit(".", 1)[1]), t) for k, t in tensors.items() if k.startswith("rng.cuda."))
+    if cuda:
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available != len(cuda):
+            logger.warning(
+                "checkpoint holds CUDA RNG states for %d device(s), this process sees %d: restoring the first %d",
+                len(cuda),
+                available,
+                min(available, len(cuda)),
+            )
+        for i, state in cuda[:available]:
+            torch.cuda.set_rng_state(state.cpu(), device=i)
+    rest = json.loads(_tensor_bytes(tensors["rng.numpy.state"]))
+    key = np.frombuffer(_tensor_bytes(tensors["rng.numpy.key"]), dtype="<u4").astype(np.uint32)
+    state = (rest["bit_generator"], key, rest["pos"], rest["has_gauss"], rest["gauss"])
+    np.random.set_state(state)  # noqa: NPY002 - the global stream is what we restore
+    version, internal, gauss_next = json.loads(_tensor_bytes(tensors["rng.python"]))
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+# --- public API -----------------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    directory: Path,
+    *,
+    step: int,
+    epoch: int,
+    modules: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    extra_tensors: dict[str, Tensor] | None = None,
+    meta: dict,
+    keep: int = 3,
+) -> Path:
+    """Write ``step_<step:08d>.safetensors`` and its ``.json`` sidecar atomically; keep the newest `keep` checkpoints.
+
+    Also records the global torch, CUDA (every device), numpy and python random states, so that
+    :func:`load_checkpoint` resumes bit for bit.
+
+    Args:
+        directory: checkpoint directory (created if missing).
+        step: optimizer steps done; names the file.
+        epoch: the epoch the step belongs to.
+        modules: name → module (e.g. ``{"student": net, "teacher": teacher}``); names may not contain dots nor be
+            one of ``optim``, ``extra``, ``rng``.
+        optimizer: its state (per parameter index) and param_groups hyper-parameters are saved.
+        extra_tensors: further tensors to store, returned by :func:`load_checkpoint` under ``"extra_tensors"``.
+        meta: JSON-serialisable provenance (config, versions, git sha; see :func:`mosic.provenance.provenance`).
+        keep: how many complete checkpoints to keep; older ones (and leftovers of interrupted saves) are deleted.
+
+    Returns:
+        The path of the ``.safetensors`` file.
+
+    Raises:
+        ValueError: on a bad module name or ``keep < 1``.
+        TypeError: when `meta` or the optimizer state holds something that is neither a tensor nor JSON.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1, got {keep}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    tensors: dict[str, Tensor] = {}
+    for name, module in modules.items():
+        if not name or "." in name or name in _RESERVED:
+            raise ValueError(f"module name {name!r} is not allowed (no dots, not one of {_RESERVED})")
+        for key, value in module.state_dict().items():
+            if not isinstance(value, Tensor):
+                raise TypeError(f"{name}.{key} is a {type(value).__name__}; checkpoints store tensors only")
+            tensors[f"{name}.{key}"] = value
+    state = optimizer.state_dict()
+    optim = {
+        "class": type(optimizer).__name__,
+        "state": {str(i): _encode(s, f"optim.state.{i}", tensors) for i, s in state["state"].items()},
+        "param_groups": [_encode(g, f"optim.param_groups.{i}", tensors) for i, g in enumerate(state["param_groups"])],
+    }
+    for name, value in (extra_tensors or {}).items():
+        tensors[f"extra.{name}"] = value
+    tensors.update(_rng_tensors())
+    tensors = _unshared(tensors)
+
+    final = directory / f"step_{step:08d}.safetensors"
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "step": int(step),
+        "epoch": int(epoch),
+        "file": final.name,
+        "sha256": None,
+        "modules": list(modules),
+        "optimizer": optim,
+        "tensors": sorted(tensors),
+        "meta": meta,
+    }
+    json.dumps(record)  # fail on a non-JSON meta before anything is written
+
+    sidecar = _sidecar(final)
+    sidecar.unlink(missing_ok=True)  # re-saving a step: the old pair becomes incomplete before its file is replaced
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt", "step": str(step)})
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        record["sha256"] = _sha256(tmp)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_text_atomic(sidecar, json.dumps(record, indent=1))  # last: its presence marks the checkpoint complete
+    _fsync_dir(directory)
+    logger.info("saved checkpoint %s (%d tensors)", final, len(tensors))
+    _prune(directory, keep=keep, current=step)
+    return final
+
+
+def _prune(directory: Path, *, keep: int, current: int) -> None:
+    """Delete all but the newest `keep` complete checkpoints, and incomplete leftovers older than `current`."""
+    complete, incomplete = [], []
+    for p in directory.glob("step_*.safetensors"):
+        if m := _NAME.fullmatch(p.name):
+            (complete if _sidecar(p).exists() else incomplete).append((int(m.group(1)), p))
+    complete.sort(reverse=True)
+    doomed = [p for s, p in complete[keep:] if s != current] + [p for s, p in incomplete if s < current]
+    for p in doomed:
+        _sidecar(p).unlink(missing_ok=True)  # sidecar first: a half-deleted checkpoint reads as incomplete
+        p.unlink(missing_ok=True)
+        logger.debug("deleted checkpoint %s", p)
+    for p in directory.glob("step_*.json"):  # sidecars whose tensors are gone
+        if (m := re.fullmatch(r"step_(\d+)\.json", p.name)) and int(m.group(1)) < current:
+            if not p.with_suffix(".safetensors").exists():
+                p.unlink(missing_ok=True)
+    for p in directory.glob(".step_*.tmp-*"):  # temporaries of interrupted saves
+        if (m := _TMP.fullmatch(p.name)) and int(m.group(1)) <= current:
+            p.unlink(missing_ok=True)
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    """The sidecar of `path` after checking it is complete and the sha256 matches; CheckpointError if not."""
+    sidecar = _sidecar(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    if not sidecar.exists():
+        raise CheckpointError(f"{path}: no sidecar {sidecar.name}; the save was interrupted")
+    try:
+        record = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{sidecar}: unreadable sidecar ({err})") from err
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(f"{sidecar}: not a {FORMAT} sidecar")
+    if record.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{sidecar}: format version {record.get('format_version')}, expected {FORMAT_VERSION}")
+    digest = _sha256(path)
+    if digest != record.get("sha256"):
+        raise CheckpointError(f"{path}: sha256 {digest} does not match the sidecar's {record.get('sha256')}")
+    return record
+
+
+def latest_checkpoint(directory: Path) -> Path | None:
+    """The newest complete checkpoint in `directory`, or None.
+
+    Complete means the sidecar is present and readable and the file's sha256 matches it. A newer incomplete or
+    corrupt checkpoint is skipped with a warning (the previous one is used).
+
+    Args:
+        directory: checkpoint directory; a missing directory has no checkpoints.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    candidates = sorted(
+        ((int(m.group(1)), p) for p in directory.glob("step_*.safetensors") if (m := _NAME.fullmatch(p.name))),
+        reverse=True,
+    )
+    for _, path in candidates:
+        try:
+            _read_sidecar(path)
+        except CheckpointError as err:
+            logger.warning("skipping checkpoint: %s", err)
+            continue
+        return path
+    return None
+
+
+def _strict_check(path: Path, name: str, module: nn.Module, state: dict[str, Tensor]) -> None:
+    expected, found = set(module.state_dict()), set(state)
+    missing, unexpected = sorted(expected - found), sorted(found - expected)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path.name}: module {name!r} ({type(module).__name__}) does not match the checkpoint: "
+            f"missing keys {missing[:20]}{' …' if len(missing) > 20 else ''} ({len(missing)}), "
+            f"unexpected keys {unexpected[:20]}{' …' if len(unexpected) > 20 else ''} ({len(unexpected)})"
+        )
+
+
+def load_checkpoint(
+    path: Path,
+    *,
+    modules: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer | None = None,
+    restore_rng: bool = True,
+    map_location: str | torch.device = "cpu",
+) -> dict:
+    """Load a checkpoint written by :func:`save_checkpoint` into `modules` (strictly) and `optimizer`.
+
+    Args:
+        path: the ``.safetensors`` file (its ``.json`` sidecar must sit next to it).
+        modules: name → module to load; each name must be in the checkpoint, and each module's keys must match
+            exactly. Modules saved but not asked for are left alone.
+        optimizer: restored (state per parameter index and param_groups hyper-parameters) when given; it must be
+            the same class, built over the same parameters in the same groups, as the one saved.
+        restore_rng: also restore the global torch, CUDA, numpy and python random states.
+        map_location: device the tensors are read onto before being copied into the modules.
+
+    Returns:
+        The sidecar dict (``step``, ``epoch``, ``meta``, ...) plus ``"extra_tensors"``: name → tensor.
+
+    Raises:
+        CheckpointError: incomplete or corrupt checkpoint, a missing module, keys that do not match (the message
+            names the missing and unexpected keys), or an optimizer of another class.
+    """
+    path = Path(path)
+    record = _read_sidecar(path)
+    tensors = safetensors.torch.load_file(str(path), device=str(torch.device(map_location)))
+
+    for name, module in modules.items():
+        if name not in record["modules"]:
+            raise CheckpointError(f"{path.name} has no module {name!r}; it holds {record['modules']}")
+        prefix = f"{name}."
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        _strict_check(path, name, module, state)
+        module.load_state_dict(state, strict=True)
+
+    if optimizer is not None:
+        optim = record["optimizer"]
+        if optim["class"] != type(optimizer).__name__:
+            raise CheckpointError(f"{path.name} holds {optim['class']} state, not {type(optimizer).__name__}")
+        optimizer.load_state_dict(
+            {
+                "state": {int(i): _decode(s, tensors) for i, s in optim["state"].items()},
+                "param_groups": [_decode(g, tensors) for g in optim["param_groups"]],
+            }
+        )
+
+    if restore_rng:
+        _restore_rng(tensors)
+    logger.info("loaded checkpoint %s (step %d)", path, record["step"])
+    extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
+    return {**record, "extra_tensors": extra}

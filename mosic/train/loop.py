@@ -1,0 +1,448 @@
+"""The MoSiC training loop: one function that reads top to bottom (dinov2 ``do_train``, nanoGPT ``train.py``).
+
+:func:`mosic_step` is one forward pass of the method (``reference/mosic_spec.md`` §4.1, with our fixes):
+
+1. re-normalise the student's and the teacher's prototypes;
+2. the EMA teacher encodes the clip's frames (all T, or frame 0 plus ``teacher_frames − 1`` random others)
+   without gradient, reads its features at the track positions, projects and scores them, and Sinkhorn–Knopp
+   turns the scores into balanced cluster assignments over the global batch;
+3. the student encodes frame 0 only (every frame when the symmetric term is on) — its own, optionally
+   photometrically augmented and masked, view — and scores its features at the frame-0 track positions;
+4. the loss asks the student's frame-0 scores to predict the teacher's cluster of the same point at every
+   frame where the point is visible.
+
+:func:`train` runs the steps: AdamW with separate learning rates for the backbone and for head + prototypes
+(no weight decay on biases and norms), warm-up + cosine schedules precomputed per step, bf16 autocast on CUDA,
+optional gradient clipping, the EMA update after every step, a NaN guard, logging to ``metrics.csv`` and
+Weights & Biases, checkpoints every N steps that resume exactly, and the export of the trained backbone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mosic import distributed
+from mosic.config import TrainConfig, to_dict
+from mosic.losses.mosic_loss import mosic_loss
+from mosic.losses.sinkhorn import sinkhorn_knopp
+from mosic.model.backbone import keep_mask, random_keep, set_trainable_blocks
+from mosic.model.ema import ema_update_, make_teacher
+from mosic.model.gather import track_patch_index
+from mosic.model.net import MoSiCNet
+from mosic.store import TrackStore
+from mosic.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mosic.train.data import ClipBatch, TrainClips, make_loader
+from mosic.train.export import export_backbone
+from mosic.train.presets import PRESETS, Preset
+from mosic.train.schedules import cosine_schedule
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_net", "mosic_step", "param_groups", "train", "TrainingDiverged"]
+
+METRICS = (
+    "step",
+    "epoch",
+    "loss",
+    "loss_main",
+    "loss_sym",
+    "lr_backbone",
+    "lr_head",
+    "grad_norm",
+    "cluster_entropy",
+    "visible_fraction",
+    "nan_skipped",
+    "step_time_s",
+)
+
+
+class TrainingDiverged(RuntimeError):
+    """More steps had a non-finite loss than ``train.nan_limit`` allows."""
+
+
+def build_net(cfg: TrainConfig, preset: Preset) -> MoSiCNet:
+    """The student network with the configured trainable blocks (the teacher is an EMA copy of it)."""
+    net = MoSiCNet(
+        model=cfg.model,
+        pretrained=cfg.pretrained,
+        input_size=cfg.input_size,
+        head_hidden=cfg.head_hidden,
+        head_bottleneck=cfg.head_bottleneck,
+        proj_dim=cfg.proj_dim,
+        num_prototypes=cfg.num_prototypes,
+        gather=cfg.gather,
+        order=preset.order,
+    )
+    set_trainable_blocks(net.backbone, cfg.trainable_blocks, select=preset.block_select)
+    return net
+
+
+def param_groups(net: MoSiCNet, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: backbone and head + prototypes at their own learning rates; no decay on 1-D parameters."""
+    groups: dict[tuple[str, bool], list[nn.Parameter]] = {}
+    for name, p in net.named_parameters():
+        if not p.requires_grad:
+            continue
+        part = "backbone" if name.startswith("backbone.") else "head"
+        decay = p.ndim >= 2 and not name.endswith(".bias")
+        groups.setdefault((part, decay), []).append(p)
+    lr = {"backbone": cfg.lr_backbone, "head": cfg.lr_head}
+    return [
+        {
+            "params": ps,
+            "name": f"{part}{'' if decay else '_no_decay'}",
+            "part": part,
+            "base_lr": lr[part],
+            "lr": lr[part],
+            "weight_decay": cfg.weight_decay if decay else 0.0,
+        }  # fmt: skip
+        for (part, decay), ps in sorted(groups.items())
+    ]
+
+
+def _usage_entropy(targets: Tensor, valid: Tensor, k: int) -> Tensor:
+    """Normalised entropy (0 = one cluster, 1 = uniform) of the hard assignment histogram over valid entries."""
+    hard = targets if targets.dtype == torch.long else targets.argmax(-1)
+    counts = torch.bincount(hard[valid], minlength=k).float()
+    distributed.all_reduce_(counts)
+    p = counts / counts.sum().clamp_min(1)
+    return -(p * p.clamp_min(1e-12).log()).sum() / math.log(k)
+
+
+def mosic_step(
+    student: nn.Module,
+    teacher: MoSiCNet,
+    batch: ClipBatch,
+    cfg: TrainConfig,
+    preset: Preset,
+    generator: torch.Generator,
+) -> dict[str, Tensor]:
+    """One forward pass of the MoSiC objective; returns the named losses and statistics (see module docstring).
+
+    Args:
+        student: the student :class:`MoSiCNet`, possibly wrapped in DDP (called exactly once).
+        teacher: the EMA teacher.
+        batch: a collated batch on the device.
+        cfg: training settings.
+        preset: behaviours fixed by the preset.
+        generator: drives the teacher-frame and mask draws (seeded per step so resumed runs repeat them).
+    """
+    b, t, n = batch.visibility.shape
+    raw = student.module if hasattr(student, "module") else student
+    raw.prototypes.normalize_()
+    teacher.prototypes.normalize_()
+
+    # Teacher: frame 0 plus a random subset of the other frames, no gradient.
+    if 0 < cfg.teacher_frames < t:
+        others = torch.randperm(t - 1, generator=generator)[: cfg.teacher_frames - 1] + 1
+        frames = torch.cat([torch.zeros(1, dtype=torch.long), others.sort().values]).to(batch.video.device)
+    else:
+        frames = torch.arange(t, device=batch.video.device)
+    tf = len(frames)
+    tracks = batch.tracks[:, frames]  # [B, T', N, 2]
+    visible = batch.visibility[:, frames]  # [B, T', N]
+    with torch.no_grad():
+        scores_t = teacher(batch.video[:, frames].flatten(0, 1), tracks.flatten(0, 1)).view(b, tf, n, -1)
+        valid = visible if preset.sinkhorn_visible_only else torch.ones_like(visible)
+        q = sinkhorn_knopp(
+            scores_t.flatten(0, 2).float(),
+            epsilon=cfg.sinkhorn_epsilon,
+            iters=cfg.sinkhorn_iters,
+            log_domain=cfg.sinkhorn_log_domain,
+            valid=valid.flatten(),
+        ).view(b, tf, n, -1)
+        targets = q.argmax(-1) if cfg.assignment == "hard" else q
+
+    # Student: frame 0 (every selected frame with the symmetric term), one call through DDP.
+    keep = None
+    num_patches = raw.grid * raw.grid
+    if cfg.mask_ratio > 0:
+        keep = random_keep(b, num_patches, cfg.mask_ratio, generator).to(batch.video.device)  # [B, L']
+    weight = visible.float()
+    if cfg.symmetric:
+        assert batch.student_all is not None, "the symmetric term needs the student view of every frame"
+        kept = keep.repeat_interleave(tf, dim=0) if keep is not None else None
+        scores_all = student(batch.student_all[:, frames].flatten(0, 1), tracks.flatten(0, 1), kept)
+        scores_all = scores_all.view(b, tf, n, -1)
+        scores0 = scores_all[:, 0]
+    else:
+        scores_all = None
+        scores0 = student(batch.student, tracks[:, 0], keep)  # [B, N, K]
+    if keep is not None:
+        # A term counts only where the point's frame-0 patch was seen by the student (the original weighted by
+        # the frame-t student feature, which is not the feature the loss uses).
+        seen = keep_mask(keep, num_patches)  # [B, L]
+        row, col = track_patch_index(tracks[:, 0], grid=raw.grid, input_size=raw.input_size, order=preset.order)
+        weight = weight * seen.gather(1, row * raw.grid + col).float()[:, None, :]
+    out = mosic_loss(
+        scores0, targets, weight, temperature=cfg.temperature, norm=preset.loss_norm, student_all=scores_all
+    )
+    out["cluster_entropy"] = _usage_entropy(targets, valid, q.shape[-1])
+    out["visible_fraction"] = visible[:, 1:].float().mean() if tf > 1 else visible.float().mean()
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - seeds libraries that draw from numpy's global stream
+    torch.manual_seed(seed)
+
+
+def _metrics_writer(path: Path, start_step: int) -> tuple[Any, Any]:
+    """Open metrics.csv for appending; on resume keep only the rows before the resumed step."""
+    rows: list[dict[str, str]] = []
+    if start_step > 0 and path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]  # a row's step is after the update
+    f = open(path, "w", newline="")  # noqa: SIM115 - closed by the caller
+    writer = csv.DictWriter(f, fieldnames=METRICS)
+    writer.writeheader()
+    writer.writerows(rows)
+    f.flush()
+    return f, writer
+
+
+def _init_wandb(cfg: TrainConfig, out_dir: Path, provenance: dict[str, Any]) -> Any:
+    """A W&B run on the main process (resumed across restarts through an id kept in out_dir); None otherwise."""
+    if cfg.wandb.mode == "disabled" or not distributed.is_main_process():
+        return None
+    import wandb
+
+    id_file = out_dir / "wandb_id.txt"
+    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    id_file.write_text(run_id)
+    return wandb.init(
+        mode=cfg.wandb.mode,
+        project=cfg.wandb.project,
+        entity=cfg.wandb.entity or None,
+        dir=str(out_dir),
+        id=run_id,
+        resume="allow",
+        config={"train": to_dict(cfg), "provenance": provenance},
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    shard_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    provenance: dict[str, Any],
+    max_steps: int | None = None,
+) -> dict[str, Any]:
+    """Train MoSiC on the track cache; resumes from the latest checkpoint in ``out_dir/checkpoints``.
+
+    Args:
+        cfg: training settings.
+        shard_paths: the track-store shards.
+        out_dir: run directory: ``checkpoints/``, ``final.safetensors`` (+ .json), ``backbone.safetensors``
+            (+ .json, loads into plain timm), ``metrics.csv``, ``wandb/``.
+        provenance: the record stored with every checkpoint and export (config, version, git sha).
+        max_steps: stop after this many steps in total (tests use it to interrupt a run); None = all epochs.
+
+    Returns:
+        ``{"steps": steps done, "final": path of the final checkpoint or None if stopped early, ...}``.
+
+    Raises:
+        TrainingDiverged: when more than ``cfg.nan_limit`` steps had a non-finite loss.
+    """
+    # --- setup -------------------------------------------------------------------------------------------
+    distributed.init_from_env()
+    device = distributed.device()
+    rank, world = distributed.rank(), distributed.world_size()
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    if distributed.is_main_process():
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    distributed.barrier()
+    preset = PRESETS[cfg.preset]
+    _seed_everything(cfg.seed + rank)
+
+    store = TrackStore(list(shard_paths))
+    dataset = TrainClips(
+        store,
+        input_size=cfg.input_size,
+        num_points=cfg.num_points,
+        crop_scale=cfg.crop_scale,
+        flip=preset.flip,
+        mean=preset.mean,
+        std=preset.std,
+        track_source=cfg.track_source,
+        photometric=cfg.photometric_aug,
+        student_all_frames=cfg.symmetric,
+        seed=cfg.seed,
+    )
+    per_rank = cfg.batch_size // world
+    loader, sampler = make_loader(
+        dataset, batch_size_per_rank=per_rank, workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world
+    )
+    steps_per_epoch = len(loader)
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(store)} cached clips give no full batch of {cfg.batch_size} clips over {world} processes; "
+            "cache more clips or lower train.batch_size"
+        )
+    total_steps = cfg.epochs * steps_per_epoch
+    last_step = total_steps if max_steps is None else min(total_steps, max_steps)
+
+    net = build_net(cfg, preset).to(device)
+    teacher = make_teacher(net).to(device)
+    groups = param_groups(net, cfg)
+    optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
+    schedules = {
+        part: cosine_schedule(1.0, total_steps, warmup_steps=cfg.warmup_steps) for part in ("backbone", "head")
+    }
+    step = 0
+    latest = latest_checkpoint(ckpt_dir)
+    if latest is not None:
+        meta = load_checkpoint(latest, modules={"student": net, "teacher": teacher}, optimizer=optimizer)
+        step = int(meta["step"])
+        logger.info("resumed from %s at step %d", latest, step)
+    student: nn.Module = net
+    if distributed.is_enabled():
+        ids = [device.index] if device.type == "cuda" else None
+        student = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    n_trainable = sum(p.numel() for g in groups for p in g["params"])
+    logger.info(
+        "training %s (%s preset): %d trainable parameters, %d clips, %d steps/epoch x %d epochs = %d steps, "
+        "%d clips/step over %d process(es) on %s",
+        cfg.model,
+        cfg.preset,
+        n_trainable,
+        len(store),
+        steps_per_epoch,
+        cfg.epochs,
+        total_steps,
+        cfg.batch_size,
+        world,
+        device,
+    )
+
+    main = distributed.is_main_process()
+    metrics_file, metrics = _metrics_writer(out_dir / "metrics.csv", step) if main else (None, None)
+    run = _init_wandb(cfg, out_dir, provenance)
+    nan_skipped = 0
+
+    def checkpoint(epoch: int) -> Path | None:
+        if not main:
+            return None
+        return save_checkpoint(
+            ckpt_dir,
+            step=step,
+            epoch=epoch,
+            modules={"student": net, "teacher": teacher},
+            optimizer=optimizer,
+            meta={**provenance, "total_steps": total_steps, "nan_skipped": nan_skipped},
+        )
+
+    # --- loop ----------------------------------------------------------------------------------------------
+    try:
+        while step < last_step:
+            epoch = step // steps_per_epoch
+            sampler.set_epoch(epoch)
+            dataset.set_epoch(epoch)
+            batches = iter(loader)
+            for _ in range(step - epoch * steps_per_epoch):  # resuming mid-epoch: skip the batches already seen
+                next(batches)
+            for batch in batches:
+                if step >= last_step:
+                    break
+                start = time.perf_counter()
+                # schedules
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * schedules[g["part"]][step]
+                # forward and loss
+                batch = batch.to(device)
+                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
+                with amp:
+                    out = mosic_step(student, teacher, batch, cfg, preset, gen)
+                loss = out["loss"]
+                finite = torch.isfinite(loss.detach()).float()
+                distributed.all_reduce_(finite, op="min")  # every rank skips together
+                if finite.item() < 1:
+                    nan_skipped += 1
+                    optimizer.zero_grad(set_to_none=True)
+                    logger.warning("step %d: non-finite loss, skipped (%d so far)", step, nan_skipped)
+                    if nan_skipped > cfg.nan_limit:
+                        raise TrainingDiverged(
+                            f"{nan_skipped} steps had a non-finite loss (train.nan_limit = {cfg.nan_limit}); "
+                            "lower the learning rate or check the cache with `python -m mosic.store.verify`"
+                        )
+                    step += 1
+                    continue
+                # backward, clip, step
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                params = [p for g in optimizer.param_groups for p in g["params"]]
+                max_norm = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+                optimizer.step()
+                # EMA teacher
+                ema_update_(teacher, net, cfg.ema_momentum)
+                step += 1
+                # log
+                row = {
+                    "step": step,
+                    "epoch": epoch,
+                    "loss": loss.item(),
+                    "loss_main": out["loss_main"].item(),
+                    "loss_sym": out["loss_sym"].item() if "loss_sym" in out else "",
+                    "lr_backbone": cfg.lr_backbone * schedules["backbone"][step - 1],
+                    "lr_head": cfg.lr_head * schedules["head"][step - 1],
+                    "grad_norm": float(grad_norm),
+                    "cluster_entropy": out["cluster_entropy"].item(),
+                    "visible_fraction": out["visible_fraction"].item(),
+                    "nan_skipped": nan_skipped,
+                    "step_time_s": time.perf_counter() - start,
+                }
+                if main:
+                    metrics.writerow(row)
+                    metrics_file.flush()
+                    if run is not None:
+                        run.log({k: v for k, v in row.items() if v != ""}, step=step)
+                    if step % 10 == 0 or step == 1 or step == last_step:
+                        logger.info(
+                            "step %d/%d epoch %d loss %.4f entropy %.3f visible %.2f %.2fs",
+                            step,
+                            total_steps,
+                            epoch,
+                            row["loss"],
+                            row["cluster_entropy"],
+                            row["visible_fraction"],
+                            row["step_time_s"],
+                        )
+                # checkpoint
+                if step % cfg.checkpoint_every == 0 and step < total_steps:
+                    checkpoint(epoch)
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+        if run is not None:
+            run.finish()
+
+    result: dict[str, Any] = {"steps": step, "total_steps": total_steps, "nan_skipped": nan_skipped, "final": None}
+    if step >= total_steps and main:
+        final = checkpoint(cfg.epochs - 1)
+        meta = {**provenance, "steps": step, "checkpoint": final.name}
+        export_backbone(net.backbone, out_dir / "backbone.safetensors", model_name=cfg.model,
+                        input_size=cfg.input_size, meta=meta)  # fmt: skip
+        export_backbone(teacher.backbone, out_dir / "teacher_backbone.safetensors", model_name=cfg.model,
+                        input_size=cfg.input_size, meta=meta)  # fmt: skip
+        (out_dir / "final.json").write_text(json.dumps({"checkpoint": str(final), **result, "steps": step}, indent=2))
+        result["final"] = final
+    distributed.barrier()
+    return result

@@ -1,0 +1,43 @@
+"""Stage 2: MoSiC training on the track cache with torchrun (DDP over GPUs, gloo processes on CPU)."""
+
+
+rule train:
+    """Fine-tune the backbone; writes checkpoints, the final checkpoint record, the exported backbone and metrics."""
+    input:
+        shards=SHARDS,
+        script=os.path.join(workflow.basedir, "scripts", "train.py"),
+        code=sources(
+            "distributed.py",
+            "losses/sinkhorn.py",
+            "losses/mosic_loss.py",
+            "model/backbone.py",
+            "model/gather.py",
+            "model/head.py",
+            "model/ema.py",
+            "model/net.py",
+            "train/data.py",
+            "train/loop.py",
+            "train/presets.py",
+            "train/schedules.py",
+            "train/checkpoint.py",
+            "train/export.py",
+        ),
+    output:
+        final=f"{TRAIN_DIR}/final.json",
+        backbone=f"{TRAIN_DIR}/backbone.safetensors",
+        metrics=f"{TRAIN_DIR}/metrics.csv",
+    log:
+        f"{LOGS}/train.log",
+    conda:
+        "../envs/train.yaml"
+    threads: max(1, CFG.train.cpu_processes)
+    resources:
+        gpu=CFG.train.gpus,
+    params:
+        train_cfg=json.dumps(section("train")),
+        out=lambda wc, output: os.path.dirname(output.final),
+        # Snakemake clamps resources.gpu to --resources gpu=...; use the clamped count, or gloo ranks on CPU.
+        nproc=lambda wc, resources: resources.gpu if resources.gpu > 0 else CFG.train.cpu_processes,
+    shell:
+        "OMP_NUM_THREADS={threads} torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
+        "{input.script} --train-config {params.train_cfg:q} --out {params.out} {input.shards} > {log} 2>&1"

@@ -1,0 +1,333 @@
+"""Training clips and loader: crop mapping, point sampling, the track controls, determinism, workers and ranks."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mosic.store import ClipRecord, ShardWriter, TrackStore
+from mosic.train.augment import inside_frame
+from mosic.train.data import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ORIGINAL_STD,
+    ClipBatch,
+    TrainClips,
+    collate,
+    make_loader,
+)
+from mosic.train.presets import PRESETS
+
+PROVENANCE = {
+    "mosic_version": "0.1.0",
+    "git_sha": "0123456789abcdef0123456789abcdef01234567",
+    "config": {"grid": 8},
+    "config_hash": "deadbeef",
+    "tracker": {"name": "fake_tracker", "settings": {}},
+}
+T, H, W = 4, 40, 48
+S = 32  # input size of most tests
+
+
+def write_store(path: Path, clips: list[ClipRecord]) -> TrackStore:
+    """One shard holding `clips` (same T, N, H, W), opened as a store."""
+    t, h, w, _ = clips[0].frames.shape
+    n = clips[0].tracks.shape[1]
+    with ShardWriter(path, num_frames=t, height=h, width=w, num_points=n, attrs=PROVENANCE, chunk_clips=4) as wr:
+        for c in clips:
+            wr.add(c)
+    return TrackStore([path])
+
+
+def walk_clip(rng: np.random.Generator, clip_id: int, *, step: float = 3.0, occlude: float = 0.1) -> ClipRecord:
+    """8 x 8 grid of points on random-walk trajectories (distinct), random frames, some points occluded."""
+    gx, gy = np.meshgrid(np.linspace(1, W - 2, 8), np.linspace(1, H - 2, 8))
+    start = np.stack([gx.ravel(), gy.ravel()], -1)
+    tracks = start + np.cumsum(rng.normal(0, step, (T, 64, 2)) * (np.arange(T) > 0)[:, None, None], axis=0)
+    tracks = np.clip(tracks, [0, 0], [W - 1, H - 1]).astype(np.float32)
+    vis = rng.random((T, 64)) >= occlude
+    return ClipRecord(
+        video_id=f"v{clip_id // 3}",
+        clip_id=clip_id,
+        frame_indices=np.arange(T, dtype=np.int32),
+        frames=rng.integers(0, 256, (T, H, W, 3), dtype=np.uint8),
+        tracks=tracks,
+        visibility=vis,
+    )
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> TrackStore:
+    """13 clips of random walks; the last one has no point visible at frame 0."""
+    rng = np.random.default_rng(0)
+    clips = [walk_clip(rng, i) for i in range(13)]
+    clips[-1].visibility[0] = False
+    return write_store(tmp_path_factory.mktemp("walk") / "shard.zarr", clips)
+
+
+@pytest.fixture(scope="module")
+def visible_store(tmp_path_factory) -> TrackStore:
+    """6 clips whose points are all visible in the cache, with large steps (many leave any crop)."""
+    rng = np.random.default_rng(1)
+    return write_store(
+        tmp_path_factory.mktemp("vis") / "shard.zarr", [walk_clip(rng, i, step=12.0, occlude=0.0) for i in range(6)]
+    )
+
+
+def dataset(store: TrackStore, **kw) -> TrainClips:
+    args = dict(
+        input_size=S,
+        num_points=16,
+        crop_scale=0.4,
+        flip=True,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        track_source="cached",
+        photometric=False,
+        student_all_frames=False,
+        seed=0,
+    )
+    return TrainClips(store, **{**args, **kw})
+
+
+def real_slots(item: dict) -> int:
+    """Number of sampled (not padded) points: they come first and are the ones visible at frame 0."""
+    return int(item["visibility"][0].sum())
+
+
+def test_constants_match_the_spec_and_presets():
+    assert IMAGENET_MEAN == (0.485, 0.456, 0.406) and IMAGENET_STD == (0.229, 0.224, 0.225)
+    assert ORIGINAL_STD == (0.228, 0.224, 0.225)
+    assert PRESETS["default"].std == IMAGENET_STD and PRESETS["faithful"].std == ORIGINAL_STD
+    assert PRESETS["default"].mean == PRESETS["faithful"].mean == IMAGENET_MEAN
+
+
+@pytest.mark.parametrize("std", [IMAGENET_STD, ORIGINAL_STD])
+def test_normalisation_of_a_flat_colour(tmp_path, std):
+    rgb = np.array([200, 100, 30], dtype=np.uint8)
+    clip = walk_clip(np.random.default_rng(0), 0)
+    clip.frames[:] = rgb
+    item = dataset(write_store(tmp_path / "flat.zarr", [clip]), std=std)[0]
+    expected = (torch.tensor(rgb / 255.0) - torch.tensor(IMAGENET_MEAN)) / torch.tensor(std)
+    torch.testing.assert_close(item["video"], expected.float().view(1, 3, 1, 1).expand(T, 3, S, S))
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_tracks_land_on_the_bright_dot(tmp_path, flip):
+    """A dot moving through a clip, cached as one track: after crop, resize (and flip) the track is on the dot."""
+    from test_augment import blob_frames, dot_centre
+
+    pos = np.array([[20.25, 17.5], [23.0, 19.75], [26.5, 21.0], [29.125, 22.5]], dtype=np.float32)
+    clip = ClipRecord(
+        video_id="dot",
+        clip_id=0,
+        frame_indices=np.arange(T, dtype=np.int32),
+        frames=blob_frames(pos, H, W, sigma=1.5),
+        tracks=pos[:, None, :],
+        visibility=np.ones((T, 1), dtype=bool),
+    )
+    ds = dataset(write_store(tmp_path / "dot.zarr", [clip]), input_size=48, num_points=1, crop_scale=0.3, flip=flip)
+    unflipped = dataset(ds.store, input_size=48, num_points=1, crop_scale=0.3, flip=False)
+    checked, flipped = 0, 0
+    for epoch in range(12):
+        item = ds[(epoch, 0)]
+        flipped += not torch.equal(item["tracks"], unflipped[(epoch, 0)]["tracks"])
+        grey = (item["video"][:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).numpy()
+        for t in np.flatnonzero(item["visibility"][:, 0].numpy()):
+            xy = item["tracks"][t, 0].numpy()
+            if (xy < 10).any() or (xy > 48 - 11).any():
+                continue  # dot cut by the crop edge (sigma up to ~3.5 px after resizing): its centroid moves
+            np.testing.assert_allclose(dot_centre(grey[t], xy, 10.0), xy, atol=0.05)
+            checked += 1
+    assert checked >= 10
+    assert (flipped > 0) == flip
+
+
+def test_flip_mirrors_frames_and_tracks(store):
+    flip, plain = dataset(store, flip=True), dataset(store, flip=False)
+    seen = set()
+    for i in range(len(store)):
+        a, b = flip[i], plain[i]
+        is_flipped = not torch.equal(a["video"], b["video"])
+        seen.add(is_flipped)
+        if is_flipped:
+            torch.testing.assert_close(a["video"], b["video"].flip(-1))
+            torch.testing.assert_close(a["tracks"][..., 0], (S - 1) - b["tracks"][..., 0])
+            torch.testing.assert_close(a["tracks"][..., 1], b["tracks"][..., 1])
+            assert torch.equal(a["visibility"], b["visibility"])
+        else:
+            assert torch.equal(a["tracks"], b["tracks"])
+    assert seen == {True, False}
+
+
+def test_points_inside_the_crop_and_visible_at_frame_0(store):
+    ds = dataset(store)
+    for epoch in range(3):
+        for i in range(len(store) - 1):
+            item = ds[(epoch, i)]
+            real = real_slots(item)
+            assert real >= 1
+            assert item["visibility"][0, :real].all() and not item["visibility"][:, real:].any()
+            assert inside_frame(item["tracks"][0, :real].numpy(), S).all()
+            assert len(np.unique(item["tracks"][0, :real].numpy(), axis=0)) == real  # without replacement
+            # Every visible point at every frame is inside the input.
+            assert inside_frame(item["tracks"].numpy(), S)[item["visibility"].numpy()].all()
+
+
+def test_out_of_crop_points_are_not_visible(visible_store):
+    """All cached points are visible, so a sampled point is visible at t exactly when it is inside the crop at t."""
+    ds = dataset(visible_store, num_points=8, crop_scale=0.3)
+    left = 0
+    for epoch in range(4):
+        for i in range(len(visible_store)):
+            item = ds[(epoch, i)]
+            real = real_slots(item)
+            inside = inside_frame(item["tracks"][:, :real].numpy(), S)
+            np.testing.assert_array_equal(item["visibility"][:, :real].numpy(), inside)
+            left += int((~inside).sum())
+    assert left > 20  # the test does see points leaving the crop
+
+
+def test_padding_never_fabricates_visible_points(store):
+    item = dataset(store, num_points=100)[0]  # 64 cached points: fewer than 100 qualify
+    real = real_slots(item)
+    assert 1 <= real < 64
+    vis, tracks = item["visibility"], item["tracks"]
+    assert vis[0, :real].all() and not vis[:, real:].any()
+    for n in range(real, 100):  # a padded slot repeats a sampled point's trajectory
+        assert (tracks[:, n : n + 1] == tracks[:, :real]).all(-1).all(0).any()
+
+
+def test_no_qualifying_point_gives_an_empty_but_finite_item(store):
+    item = dataset(store)[len(store) - 1]
+    assert not item["visibility"].any()
+    assert torch.isfinite(item["tracks"]).all() and item["tracks"].shape == (T, 16, 2)
+
+
+def test_static_control(store):
+    cached, static = dataset(store), dataset(store, track_source="static")
+    for i in range(len(store) - 1):
+        a, b = cached[i], static[i]
+        real = real_slots(a)
+        assert torch.equal(a["tracks"][0], b["tracks"][0]) and torch.equal(a["video"], b["video"])
+        assert torch.equal(b["tracks"], b["tracks"][:1].expand_as(b["tracks"]))
+        assert b["visibility"][:, :real].all() and not b["visibility"][:, real:].any()
+
+
+def test_shuffled_control(store):
+    cached, shuffled = dataset(store), dataset(store, track_source="shuffled")
+    for i in range(len(store) - 1):
+        a, b = cached[i], shuffled[i]
+        real = real_slots(a)
+        assert torch.equal(a["tracks"][0], b["tracks"][0]) and torch.equal(a["visibility"][0], b["visibility"][0])
+        # Frames >= 1 of each sampled point are those of another sampled point (trajectories are distinct).
+        later_a, later_b = a["tracks"][1:, :real], b["tracks"][1:, :real]
+        match = (later_b[:, :, None] == later_a[:, None, :]).all(-1).all(0)  # [real, real]: b's n is a's m
+        assert (match.sum(1) == 1).all()
+        source = match.float().argmax(1)
+        assert (source != torch.arange(real)).all()  # a derangement
+        assert sorted(source.tolist()) == list(range(real))
+        assert torch.equal(b["visibility"][1:, :real], a["visibility"][1:, source])
+
+
+def test_deterministic_per_seed_epoch_and_index(store):
+    ds, again = dataset(store, photometric=True), dataset(store, photometric=True)
+    for i in (0, 5):
+        one, two = ds[(2, i)], again[(2, i)]
+        assert all(torch.equal(one[k], two[k]) for k in one)
+        again.set_epoch(2)
+        assert all(torch.equal(one[k], v) for k, v in again[i].items())
+        other = ds[(3, i)]
+        assert not torch.equal(one["tracks"], other["tracks"]) and not torch.equal(one["video"], other["video"])
+    assert not torch.equal(dataset(store, seed=1)[0]["tracks"], ds[(0, 0)]["tracks"])
+
+
+def test_collate_shapes_dtypes_and_views(store):
+    items = [dataset(store)[i] for i in range(3)]
+    batch = collate(items)
+    assert isinstance(batch, ClipBatch)
+    assert batch.video.shape == (3, T, 3, S, S) and batch.video.dtype == torch.float32
+    assert batch.video.is_contiguous()
+    assert batch.student.shape == (3, 3, S, S) and torch.equal(batch.student, batch.video[:, 0])
+    assert batch.student_all is None
+    assert batch.tracks.shape == (3, T, 16, 2) and batch.tracks.dtype == torch.float32
+    assert batch.visibility.shape == (3, T, 16) and batch.visibility.dtype == torch.bool
+    assert batch.clip_ids.tolist() == [0, 1, 2] and batch.clip_ids.dtype == torch.int64
+
+    both = collate([dataset(store, student_all_frames=True)[i] for i in range(2)])
+    assert both.student_all is both.video  # no augmentation: one tensor for both views
+    moved = both.to("cpu")
+    assert moved.student_all is moved.video
+
+    aug = collate([dataset(store, student_all_frames=True, photometric=True)[i] for i in range(2)])
+    assert aug.student_all.shape == (2, T, 3, S, S) and torch.equal(aug.student, aug.student_all[:, 0])
+
+
+def test_photometric_changes_only_the_student_view(store):
+    plain, aug = dataset(store), dataset(store, photometric=True, student_all_frames=True)
+    changed = 0
+    for i in range(len(store)):
+        a, b = plain[i], aug[i]
+        for key in ("video", "tracks", "visibility", "clip_id"):
+            assert torch.equal(a[key], b[key])
+        changed += not torch.allclose(b["student"], a["student"])
+        assert torch.equal(b["student"], b["student_all"][0])
+    assert changed >= len(store) - 3  # each clip keeps its pixels with probability 0.2 * 0.8 * 0.5 = 0.08
+
+
+def _batches(loader, sampler, ds, epochs):
+    out = []
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        ds.set_epoch(epoch)
+        out.append(list(loader))
+    return out
+
+
+def test_loader_is_independent_of_the_worker_count(store):
+    results = {}
+    for workers in (0, 2):
+        ds = dataset(store, photometric=True)
+        loader, sampler = make_loader(ds, batch_size_per_rank=4, workers=workers, seed=3, rank=0, world_size=1)
+        results[workers] = _batches(loader, sampler, ds, epochs=2)
+    assert [len(e) for e in results[0]] == [3, 3]  # 13 clips, batches of 4, last incomplete batch dropped
+    for e0, e2 in zip(results[0], results[2], strict=True):
+        for b0, b2 in zip(e0, e2, strict=True):
+            for k in ("video", "student", "tracks", "visibility", "clip_ids"):
+                assert torch.equal(getattr(b0, k), getattr(b2, k))
+    # The persistent workers saw epoch 1: its batches are the items of epoch 1.
+    ref = dataset(store, photometric=True)
+    first = results[2][1][0]
+    assert torch.equal(first.video, collate([ref[(1, int(g))] for g in first.clip_ids]).video)
+
+
+def test_distributed_sampler_splits_clips_over_ranks(store):
+    orders = []
+    for epoch in range(2):
+        per_rank = []
+        for rank in range(2):
+            ds = dataset(store)
+            loader, sampler = make_loader(ds, batch_size_per_rank=2, workers=0, seed=0, rank=rank, world_size=2)
+            assert len(loader) == 3  # 13 clips -> 12 (drop_last) -> 6 per rank -> 3 batches of 2
+            (batches,) = _batches_at(loader, sampler, ds, epoch)
+            per_rank.append([int(g) for b in batches for g in b.clip_ids])
+        assert all(len(ids) == 6 for ids in per_rank)
+        assert not set(per_rank[0]) & set(per_rank[1])
+        orders.append(per_rank)
+    assert orders[0] != orders[1]  # a new permutation per epoch
+
+
+def _batches_at(loader, sampler, ds, epoch):
+    sampler.set_epoch(epoch)
+    ds.set_epoch(epoch)
+    return [list(loader)]
+
+
+def test_bad_arguments_fail(store):
+    with pytest.raises(ValueError, match="track_source"):
+        dataset(store, track_source="random")
+    with pytest.raises(ValueError, match="crop_scale"):
+        dataset(store, crop_scale=0.0)
+    with pytest.raises(IndexError):
+        dataset(store)[len(store)]
