@@ -26,6 +26,7 @@ import logging
 import math
 import random
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -222,7 +223,7 @@ def _init_wandb(cfg: TrainConfig, out_dir: Path, provenance: dict[str, Any]) -> 
     import wandb
 
     id_file = out_dir / "wandb_id.txt"
-    run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+    run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:8]
     id_file.write_text(run_id)
     return wandb.init(
         mode=cfg.wandb.mode,

@@ -140,3 +140,17 @@ def test_trainable_blocks_by_index_freezes_the_rest(shards):
     no_decay = [g for g in groups if g["name"].endswith("no_decay")]
     assert all(g["weight_decay"] == 0.0 for g in no_decay)
     assert all(p.ndim == 1 for g in no_decay for p in g["params"])
+
+
+def test_wandb_offline_writes_one_run(tmp_path, shards, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / "wandb_env"))
+    monkeypatch.setenv("WANDB_X_DISABLE_STATS", "true")
+    wandb.teardown()
+    cfg = tiny_cfg(epochs=1, wandb={"mode": "offline", "project": "t", "entity": ""})
+    loop.train(cfg, shards, tmp_path / "run", provenance=PROV, max_steps=2)
+    wandb.teardown()
+    runs = list((tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(runs) == 1
+    assert (tmp_path / "run" / "wandb_id.txt").read_text().strip() in runs[0].name
