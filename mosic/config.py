@@ -30,6 +30,13 @@ __all__ = [
     "TrackConfig",
     "WandbConfig",
     "TrainConfig",
+    "ImageDatasetConfig",
+    "VideoDatasetConfig",
+    "LinearConfig",
+    "ClusteringConfig",
+    "HummingbirdConfig",
+    "VideoSegConfig",
+    "EvaluateConfig",
     "Config",
     "parse_config",
     "config_hash",
@@ -229,6 +236,103 @@ class TrainConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ImageDatasetConfig:
+    """The image segmentation set of the linear probe, clustering and Hummingbird."""
+
+    kind: Literal["synthetic", "voc", "ade20k", "coco_stuff", "coco_things"] = _field(
+        "synthetic: the demo's VOC-layout set; voc: Pascal VOC 2012 (+ trainaug); ade20k; coco_stuff (15 "
+        "classes) / coco_things (12 classes)."
+    )
+    root: str = _field("Dataset root ('' for synthetic, which lives under out_dir).")
+    train_split: str = _field("Training split (voc: train, trainaug, or a fraction file such as trainaug_1_8).")
+    val_split: str = _field("Validation split (voc: val).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoDatasetConfig:
+    """The video set of unsupervised video segmentation."""
+
+    kind: Literal["synthetic", "davis", "ytvos"] = _field(
+        "synthetic: the demo videos; davis: DAVIS-2017 (instance labels); ytvos: YouTube-VOS (category labels)."
+    )
+    root: str = _field("Dataset root ('' for synthetic).")
+    split: str = _field("davis: val; ytvos: a list file of video ids (val1.txt of the Timetuning split).")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearConfig:
+    """Linear segmentation probe (NeCo recipe)."""
+
+    enabled: bool = _field("Run the linear probe.")
+    epochs: int = _field("Training epochs (NeCo: 25).", ge=1)
+    lr: float = _field("SGD learning rate (NeCo: 0.01).", gt=0.0)
+    momentum: float = _field("SGD momentum (NeCo: 0.9).", ge=0.0, lt=1.0)
+    weight_decay: float = _field("SGD weight decay (NeCo: 1e-4).", ge=0.0)
+    drop_at: int = _field("Epoch at which the learning rate drops x0.1 (NeCo: 20).", ge=1)
+    batch_size: int = _field("Images per SGD step (NeCo: 128).", ge=1)
+    mask_size: int = _field("Side of the label grid logits and masks are compared at (NeCo: 100).", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusteringConfig:
+    """K-means (over)clustering of validation features (NeCo recipe)."""
+
+    enabled: bool = _field("Run the clustering protocol.")
+    ks: list[int] = _field("Numbers of clusters; 0 = the number of classes (Hungarian), others many-to-one.", ge=0)
+    pca_dim: int = _field("PCA dimension after standardisation (NeCo: 50).", ge=1)
+    iters: int = _field("K-means iterations (NeCo: 100).", ge=1)
+    restarts: int = _field("K-means restarts, the best objective kept (NeCo: 5).", ge=1)
+    seeds: int = _field("Seeds 0..n-1 averaged (NeCo: 5).", ge=1)
+    mask_size: int = _field("Side of the label grid (NeCo: 100).", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HummingbirdConfig:
+    """Hummingbird in-context retrieval (dense nearest neighbours over a memory of patch features)."""
+
+    enabled: bool = _field("Run Hummingbird.")
+    input_size: int = _field("Input size (MoSiC run: 518).", ge=16)
+    memory_size: int = _field("Patches in the memory (MoSiC run: 10,240,000).", ge=1)
+    augment_passes: int = _field("Augmented passes over the training images (MoSiC run: 2).", ge=1)
+    train_fraction: float = _field("Fraction of training images used for the memory.", gt=0.0, le=1.0)
+    k: int = _field("Nearest neighbours (MoSiC run: 30).", ge=1)
+    temperature: float = _field("Softmax temperature of cosine similarities (MoSiC run: 0.02).", gt=0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoSegConfig:
+    """Unsupervised video segmentation (Timetuning protocol)."""
+
+    enabled: bool = _field("Run video segmentation.")
+    input_size: int = _field("Input size (Timetuning: 224).", ge=16)
+    frames: int = _field("Random frames per video (Timetuning: 4).", ge=1)
+    k: int = _field("Clusters per frame or clip (must be pinned; Timetuning's CLI default: 10).", ge=2)
+    mode: Literal["frame", "clip"] = _field("frame: cluster each frame; clip: cluster the frames of a video jointly.")
+    iters: int = _field("K-means iterations (Timetuning: 50).", ge=1)
+    restarts: int = _field("K-means restarts (Timetuning: 5).", ge=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    """Dense-feature evaluation of the starting backbone and every trained checkpoint."""
+
+    input_size: int = _field("Input size of the linear probe and clustering (NeCo: 448).", ge=16)
+    batch_size: int = _field("Images per feature-extraction batch.", ge=1)
+    device: Literal["auto", "cpu", "cuda"] = _field("Where features are computed; auto = cuda when available.")
+    parity: bool = _field(
+        "Reproduce the reference implementations' quirks (ADE20K averaged over 151 classes incl. 0; Hummingbird "
+        "scored with Hungarian matching; Hummingbird std 0.255)."
+    )
+    seed: int = _field("Seed of every random draw in evaluation.", ge=0)
+    image_dataset: ImageDatasetConfig = _field("Image segmentation set.")
+    video_dataset: VideoDatasetConfig = _field("Video segmentation set.")
+    linear: LinearConfig = _field("Linear probe.")
+    clustering: ClusteringConfig = _field("Clustering.")
+    hummingbird: HummingbirdConfig = _field("Hummingbird retrieval.")
+    videoseg: VideoSegConfig = _field("Video segmentation.")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """The whole pipeline configuration (one section per stage)."""
 
@@ -239,6 +343,7 @@ class Config:
     index: IndexConfig = _field("Video probing.")
     track: TrackConfig = _field("Point tracking into the cache.")
     train: TrainConfig = _field("MoSiC training.")
+    evaluate: EvaluateConfig = _field("Evaluation protocols.")
 
 
 def _type_name(tp: Any) -> str:
@@ -261,6 +366,11 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
         if value not in allowed:
             raise ConfigError(f"config key '{key}' is {value!r}; accepted values: {', '.join(map(repr, allowed))}")
         return value
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"config key '{key}' must be a non-empty list of {_type_name(inner)}s, got {value!r}")
+        return [_check_value(f"{key}[{i}]", v, inner, meta) for i, v in enumerate(value)]
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported annotation for {key}: {tp}")
     ok = {

@@ -1,0 +1,1 @@
+"""Dense-feature evaluation: linear probe, (over)clustering, Hummingbird retrieval and video segmentation."""
