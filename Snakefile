@@ -19,6 +19,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/track.smk"
 include: "rules/train.smk"
+include: "rules/evaluate.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         shards=SHARDS,
         tracking_metrics=f"{DS}/tracking_metrics.json" if CFG.dataset.kind == "synthetic" else [],
         backbone=f"{TRAIN_DIR}/backbone.safetensors",
+        eval_table=f"{EVAL_DIR}/table.csv" if PROTOCOLS_ON else [],

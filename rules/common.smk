@@ -24,6 +24,17 @@ CLIPS = f"{DS}/clips.parquet"
 TRACK_DIR = f"{DS}/tracks"
 SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)]
 TRAIN_DIR = f"{DS}/train/main"
+EVAL_DIR = f"{OUT}/eval"
+# The starting backbone (exported as training begins) and the trained one, evaluated side by side.
+MODELS = {"start": f"{TRAIN_DIR}/initial_backbone.safetensors", "main": f"{TRAIN_DIR}/backbone.safetensors"}
+_EV = CFG.evaluate
+PROTOCOLS_ON = [p for p in ("linear", "clustering", "hummingbird", "videoseg") if getattr(_EV, p).enabled]
+EVAL_DATASET = {p: _EV.image_dataset.kind for p in ("linear", "clustering", "hummingbird")} | {
+    "videoseg": _EV.video_dataset.kind
+}
+EVAL_RESULTS = [f"{EVAL_DIR}/{m}/{p}/{EVAL_DATASET[p]}.json" for m in MODELS for p in PROTOCOLS_ON]
+EVAL_IMAGE_ROOT = f"{SYNTH_DIR}/voc" if _EV.image_dataset.kind == "synthetic" else _EV.image_dataset.root
+EVAL_VIDEO_ROOT = f"{SYNTH_DIR}/ytvos" if _EV.video_dataset.kind == "synthetic" else _EV.video_dataset.root
 
 
 def sources(*modules):

@@ -25,6 +25,7 @@ rule train:
     output:
         final=f"{TRAIN_DIR}/final.json",
         backbone=f"{TRAIN_DIR}/backbone.safetensors",
+        initial=f"{TRAIN_DIR}/initial_backbone.safetensors",
         metrics=f"{TRAIN_DIR}/metrics.csv",
     log:
         f"{LOGS}/train.log",

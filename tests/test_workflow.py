@@ -24,7 +24,7 @@ def test_dry_run_default_config(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "1")
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule in ("synthetic_data", "index", "track_shard", "tracking_metrics", "train", "all"):
+    for rule in ("synthetic_data", "index", "track_shard", "tracking_metrics", "train", "evaluate", "eval_table"):
         assert rule in out
 
 
@@ -108,12 +108,28 @@ def test_tiny_pipeline_runs_and_reruns_only_stale_jobs(tmp_path):
 
     assert load_exported(run / "backbone.safetensors").num_features == 64
 
+    table = pd.read_csv(tmp_path / "results" / "eval" / "table.csv")
+    assert set(table["model"]) == {"start", "main"}
+    assert set(table["protocol"]) == {"linear", "clustering", "hummingbird", "videoseg"}
+    assert table[table["model"] == "start"]["delta"].abs().max() == 0
+    assert (tmp_path / "results" / "eval" / "deltas.png").stat().st_size > 1000
+    result = json.loads((tmp_path / "results" / "eval" / "main" / "linear" / "synthetic.json").read_text())
+    assert result["provenance"]["git_sha"] and 0 <= result["metrics"]["miou"] <= 1
+
     # Nothing to do on a second run.
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(TINY))
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
 
-    # A clip setting reruns the index, not the data generation.
+    # An evaluation setting reruns only evaluation and the table.
     over = tmp_path / "over.yaml"
+    tiny = yaml.safe_load(TINY.read_text())
+    tiny["evaluate"]["hummingbird"]["k"] = 3
+    over.write_text(yaml.safe_dump(tiny))
+    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
+    out = res.stdout + res.stderr
+    assert "rule evaluate" in out and "rule eval_table" in out and "rule train" not in out
+
+    # A clip setting reruns the index, not the data generation.
     tiny = yaml.safe_load(TINY.read_text())
     tiny["clips"]["step"] = 3
     over.write_text(yaml.safe_dump(tiny))

@@ -24,7 +24,9 @@ import csv
 import json
 import logging
 import math
+import os
 import random
+import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from mosic import distributed
-from mosic.config import TrainConfig, to_dict
+from mosic.config import TrainConfig, config_hash, to_dict
 from mosic.losses.mosic_loss import mosic_loss
 from mosic.losses.sinkhorn import sinkhorn_knopp
 from mosic.model.backbone import keep_mask, random_keep, set_trainable_blocks
@@ -306,12 +308,35 @@ def train(
     schedules = {
         part: cosine_schedule(1.0, total_steps, warmup_steps=cfg.warmup_steps) for part in ("backbone", "head")
     }
+    # A run resumes only checkpoints of the same run: same training config and the same cache (shard checksums).
+    # A job rerun because its config or cache changed starts afresh; the old checkpoints move to checkpoints.old.
+    fingerprint = config_hash({"train": to_dict(cfg), "shards": [store.shard(k).attrs.get("checksums")
+                                                                for k in range(len(store.lengths))]})  # fmt: skip
+    provenance = {**provenance, "run_fingerprint": fingerprint}
     step = 0
     latest = latest_checkpoint(ckpt_dir)
+    if latest is not None:
+        previous = json.loads(latest.with_suffix(".json").read_text())["meta"].get("run_fingerprint")
+        if previous != fingerprint:
+            logger.warning("checkpoints in %s belong to another config or cache; starting afresh", ckpt_dir)
+            distributed.barrier()
+            if distributed.is_main_process():
+                old = out_dir / "checkpoints.old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(ckpt_dir, old)
+                ckpt_dir.mkdir()
+            distributed.barrier()
+            latest = None
+    initial = ckpt_dir / "initial_backbone.safetensors"
     if latest is not None:
         meta = load_checkpoint(latest, modules={"student": net, "teacher": teacher}, optimizer=optimizer)
         step = int(meta["step"])
         logger.info("resumed from %s at step %d", latest, step)
+    elif distributed.is_main_process():
+        # The starting backbone, exactly as training begins (a random init differs per seed): what every
+        # evaluation compares the trained backbone against. Kept with the checkpoints so a resumed run has it.
+        export_backbone(net.backbone, initial, model_name=cfg.model, input_size=cfg.input_size,
+                        meta={**provenance, "steps": 0})  # fmt: skip
     student: nn.Module = net
     if distributed.is_enabled():
         ids = [device.index] if device.type == "cuda" else None
@@ -443,6 +468,8 @@ def train(
                         input_size=cfg.input_size, meta=meta)  # fmt: skip
         export_backbone(teacher.backbone, out_dir / "teacher_backbone.safetensors", model_name=cfg.model,
                         input_size=cfg.input_size, meta=meta)  # fmt: skip
+        for suffix in ("", ".json"):
+            shutil.copyfile(f"{initial}{suffix}", out_dir / f"initial_backbone.safetensors{suffix}")
         (out_dir / "final.json").write_text(json.dumps({"checkpoint": str(final), **result, "steps": step}, indent=2))
         result["final"] = final
     distributed.barrier()

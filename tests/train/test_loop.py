@@ -154,3 +154,13 @@ def test_wandb_offline_writes_one_run(tmp_path, shards, monkeypatch):
     runs = list((tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1
     assert (tmp_path / "run" / "wandb_id.txt").read_text().strip() in runs[0].name
+
+
+def test_changed_config_starts_afresh_and_keeps_old_checkpoints(tmp_path, shards):
+    run = tmp_path / "run"
+    loop.train(tiny_cfg(epochs=1), shards, run, provenance=PROV)
+    first = losses(run)
+    result = loop.train(tiny_cfg(epochs=1, lr_head=0.01), shards, run, provenance=PROV)
+    assert result["steps"] == len(first) and len(losses(run)) == len(first)  # a full new run, not a resume
+    assert list((run / "checkpoints.old").glob("step_*.safetensors"))
+    assert (run / "initial_backbone.safetensors").exists() and (run / "initial_backbone.safetensors.json").exists()

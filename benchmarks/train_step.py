@@ -1,0 +1,541 @@
+"""Training-step benchmark: ms per MoSiC step on CPU with cached tracks vs a tracker run inside the step.
+
+One step is what :func:`mosic.train.loop.train` does per batch: :func:`mosic.train.loop.mosic_step` (teacher
+forward + Sinkhorn, student forward, loss), ``loss.item()`` (the loop's finite check), ``zero_grad``,
+backward, gradient clipping (``train.grad_clip``), ``AdamW.step`` and :func:`mosic.model.ema.ema_update_`.
+The learning-rate schedule, logging and checkpoints are left out.
+
+Model and settings: ``config.yaml``'s ``train:`` section (the demo: timm ``test_vit`` with random weights, every
+parameter trained, K = 32 prototypes, N = 256 points, teacher_frames = 4, photometric augmentation on) with
+batch_size = 8 and input_size = 128 (and 224); T = 12 frames per clip.
+
+Data (a temporary directory, removed at the end): 33 clips of 12 frames cut from the first 11 videos of the
+``synthetic:`` section (128 x 128), tracked with :class:`mosic.tracking.lk.LKTracker` (``track.lk`` settings) on
+a 32 x 32 grid and written with :class:`mosic.store.ShardWriter`; :class:`mosic.train.data.TrainClips` +
+:func:`mosic.train.data.collate` turn the first 32 into 4 batches of 8 (built before timing; step i uses batch
+i mod 4, so every variant sees the same batches).
+
+Variants (each its own network from the same seed and its own AdamW):
+
+- ``cached``: the demo configuration; the batch's tracks come from the cache (our design). The baseline.
+- ``cached, teacher 12``: ``teacher_frames = 0`` (the teacher encodes all 12 frames instead of 4).
+- ``cached, teacher 4 + student 4``: ``symmetric = True`` with teacher_frames = 4 (the student encodes the
+  teacher's 4 frames).
+- ``cached, teacher 12 + student 12``: ``symmetric = True``, ``teacher_frames = 0`` (the student encodes all 12
+  frames, as in the original code).
+- ``LK in step``: as ``cached``, but first LKTracker tracks a 16 x 16 grid (the original's ``grid_size``) on
+  every clip of the batch at the input resolution, and the step uses those tracks (the original's design, which
+  runs CoTracker3 online every step, with our CPU tracker in its place). The uint8 clips the tracker reads are
+  made from the batch before timing; the timed part is tracking + building the track tensors + the step.
+  LK runs with 2 OpenCV threads (the step has the whole machine, like torch's 2 threads).
+- ``LK in step, teacher 12 + student 12``: the original's whole design (online tracker, both networks on every
+  frame), with LK in place of CoTracker3.
+
+CoTracker3 (:class:`mosic.tracking.cotracker.CoTracker3Tracker`, random weights) is timed on ``--cotracker-clips``
+clips when the ``cotracker`` package is importable; otherwise the results say it is not installed and quote the
+reference figure of ``shared/reference/cotracker.md`` (about 17 s per clip on this CPU), not measured here.
+
+Method: ``torch.set_num_threads(2)``; ``--warmup`` warm-up steps then ``--runs`` timed steps per variant,
+interleaved round-robin over all variants and input sizes (one step each per round), so load from other work on
+the shared machine hits every variant alike. Reported: median, min and max ms per step; ratios are the median
+over rounds of the two variants' times in the same round (paired).
+
+Writes ``benchmarks/results/train_step.json`` and ``train_step.md``. Takes about 2 minutes on 2 cores.
+
+Usage: ``python benchmarks/train_step.py [--runs 9] [--warmup 2] [--sizes 128 224] [--out benchmarks/results]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import timm
+import torch
+import yaml
+from machine import machine_info
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from mosic.config import LKConfig, SyntheticConfig, TrainConfig, section_from_dict  # noqa: E402
+from mosic.data.synthetic import render_video  # noqa: E402
+from mosic.model.ema import ema_update_, make_teacher  # noqa: E402
+from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
+from mosic.tracking.base import grid_queries  # noqa: E402
+from mosic.tracking.lk import LKTracker  # noqa: E402
+from mosic.train.data import ClipBatch, TrainClips, collate  # noqa: E402
+from mosic.train.loop import PRESETS, build_net, mosic_step, param_groups  # noqa: E402
+from mosic.train.presets import Preset  # noqa: E402
+
+T, BATCH, NUM_BATCHES = 12, 8, 4
+CACHE_GRID, STEP_GRID = 32, 16  # the cache's query grid; the original's online grid_size
+COTRACKER_REFERENCE_S = 17.0  # s per 12-frame clip on this CPU, shared/reference/cotracker.md (not measured here)
+BASELINE = "cached"
+PROVENANCE = {
+    "mosic_version": "bench",
+    "git_sha": "0" * 40,
+    "config": {"grid": CACHE_GRID},
+    "config_hash": "bench",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One timed configuration."""
+
+    name: str
+    teacher_frames: int
+    symmetric: bool
+    tracker: bool
+
+
+VARIANTS = (
+    Variant("cached", 4, False, False),
+    Variant("cached, teacher 12", 0, False, False),
+    Variant("cached, teacher 4 + student 4", 4, True, False),
+    Variant("cached, teacher 12 + student 12", 0, True, False),
+    Variant("LK in step", 4, False, True),
+    Variant("LK in step, teacher 12 + student 12", 0, True, True),
+)
+# (what is compared, numerator variant, denominator variant), per input size.
+COMPARISONS = (
+    ("(2) tracker inside the step / cached tracks", "LK in step", "cached"),
+    (
+        "(3) student on all 12 frames / on frame 0 (teacher on 12 in both)",
+        "cached, teacher 12 + student 12",
+        "cached, teacher 12",
+    ),
+    ("(4) teacher on all 12 frames / on 4 frames (student on frame 0)", "cached, teacher 12", "cached"),
+    (
+        "original's design (LK online, 12 + 12 frames) / ours (cached, 4 + 1)",
+        "LK in step, teacher 12 + student 12",
+        "cached",
+    ),
+)
+
+
+@dataclass
+class Runner:
+    """A variant at one input size: its network, teacher, optimizer, batches and timings."""
+
+    variant: Variant
+    size: int
+    cfg: TrainConfig
+    preset: Preset
+    net: torch.nn.Module
+    teacher: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    batches: list[ClipBatch]
+    clips_uint8: list[np.ndarray]  # per batch: uint8 [B, T, S, S, 3], what the in-step tracker reads
+    tracker: LKTracker | None
+    steps: int = 0
+    times: list[float] = field(default_factory=list)
+    tracker_times: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+    def step(self, timed: bool) -> float:
+        """One training step; returns (and, when timed, records) its seconds."""
+        batch = self.batches[self.steps % len(self.batches)]
+        start = time.perf_counter()
+        if self.tracker is not None:
+            clips = self.clips_uint8[self.steps % len(self.batches)]
+            queries = grid_queries(self.size, self.size, STEP_GRID)
+            results = [self.tracker.track(clip, queries) for clip in clips]
+            batch = replace(
+                batch,
+                tracks=torch.from_numpy(np.stack([r.tracks for r in results])),
+                visibility=torch.from_numpy(np.stack([r.visibility for r in results])),
+            )
+        tracked = time.perf_counter()
+        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.steps * 101)
+        out = mosic_step(self.net, self.teacher, batch, self.cfg, self.preset, gen)
+        loss = out["loss"]
+        if not np.isfinite(loss.item()):
+            raise RuntimeError(f"{self.variant.name} at {self.size} px: non-finite loss at step {self.steps}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf"))
+        self.optimizer.step()
+        ema_update_(self.teacher, self.net, self.cfg.ema_momentum)
+        seconds = time.perf_counter() - start
+        self.steps += 1
+        if timed:
+            self.times.append(seconds)
+            self.tracker_times.append(tracked - start)
+            self.losses.append(float(loss.item()))
+        return seconds
+
+
+def make_lk(lk: LKConfig, threads: int = 1) -> LKTracker:
+    """LKTracker with ``config.yaml``'s ``track.lk`` settings."""
+    return LKTracker(
+        win_size=lk.win_size,
+        levels=lk.levels,
+        fb_threshold=lk.fb_threshold,
+        max_iter=lk.max_iter,
+        eps=lk.eps,
+        threads=threads,
+    )
+
+
+def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig) -> TrackStore:
+    """The synthetic clips tracked with LK on the cache grid, in one shard (see the module docstring)."""
+    tracker = make_lk(lk)
+    per_video = synthetic.num_frames // T
+    videos = -(-(NUM_BATCHES * BATCH) // per_video)
+    queries = grid_queries(synthetic.height, synthetic.width, CACHE_GRID)
+    attrs = {**PROVENANCE, "tracker": {"name": tracker.name, "settings": tracker.settings}}
+    with ShardWriter(
+        path, num_frames=T, height=synthetic.height, width=synthetic.width, num_points=len(queries), attrs=attrs
+    ) as writer:
+        for v in range(videos):
+            video = render_video(synthetic, v)
+            for c in range(per_video):
+                frames = np.ascontiguousarray(video.frames[c * T : (c + 1) * T])
+                result = tracker.track(frames, queries)
+                writer.add(
+                    ClipRecord(
+                        video_id=video.video_id,
+                        clip_id=v * per_video + c,
+                        frame_indices=np.arange(c * T, (c + 1) * T, dtype=np.int32),
+                        frames=frames,
+                        tracks=result.tracks,
+                        visibility=result.visibility,
+                    )
+                )
+    return TrackStore([path])
+
+
+def make_batches(store: TrackStore, cfg: TrainConfig, preset: Preset) -> tuple[list[ClipBatch], list[np.ndarray]]:
+    """NUM_BATCHES batches (with the student's view of every frame) and their teacher views as uint8 clips."""
+    dataset = TrainClips(
+        store,
+        input_size=cfg.input_size,
+        num_points=cfg.num_points,
+        crop_scale=cfg.crop_scale,
+        flip=preset.flip,
+        mean=preset.mean,
+        std=preset.std,
+        track_source=cfg.track_source,
+        photometric=cfg.photometric_aug,
+        student_all_frames=True,
+        seed=cfg.seed,
+    )
+    mean = torch.tensor(preset.mean).view(3, 1, 1)
+    std = torch.tensor(preset.std).view(3, 1, 1)
+    batches, clips = [], []
+    for b in range(NUM_BATCHES):
+        batch = collate([dataset[(0, b * BATCH + i)] for i in range(BATCH)])
+        pixels = ((batch.video * std + mean) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+        batches.append(batch)
+        clips.append(pixels.permute(0, 1, 3, 4, 2).contiguous().numpy())  # [B, T, S, S, 3]
+    return batches, clips
+
+
+def time_cotracker(clips: list[np.ndarray], size: int, count: int) -> dict[str, Any]:
+    """CoTracker3 (random weights) on `count` clips after one warm-up clip, or why it was not timed."""
+    if importlib.util.find_spec("cotracker") is None:
+        return {
+            "installed": False,
+            "note": "the cotracker package is not installed; not measured here",
+            "reference_s_per_clip": COTRACKER_REFERENCE_S,
+            "reference": "shared/reference/cotracker.md: 2 shared cores, random weights, 12 frames, 256 points",
+        }
+    from cotracker.predictor import CoTrackerPredictor
+
+    from mosic.tracking.cotracker import CoTracker3Tracker
+
+    tmp = Path(tempfile.mkdtemp(prefix="mosic-cotracker-bench-"))
+    try:
+        rng = torch.get_rng_state()
+        state_path = tmp / "random_offline.pth"
+        model = CoTrackerPredictor(checkpoint=None, offline=True, v2=False, window_len=60).model
+        torch.save(model.state_dict(), state_path)
+        torch.set_rng_state(rng)
+        tracker = CoTracker3Tracker(checkpoint=state_path, device="cpu")
+        queries = grid_queries(size, size, STEP_GRID)
+        tracker.track(clips[0], queries)  # warm-up
+        times = []
+        for i in range(count):
+            start = time.perf_counter()
+            tracker.track(clips[(i + 1) % len(clips)], queries)
+            times.append(time.perf_counter() - start)
+    except Exception as err:  # an optional, unpinned package: report what went wrong rather than lose the run
+        return {"installed": True, "error": f"{type(err).__name__}: {err}"}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {
+        "installed": True,
+        "input": size,
+        "clips_timed": count,
+        "s_per_clip": [round(t, 2) for t in times],
+        "s_per_clip_median": round(statistics.median(times), 2),
+        "weights": "random",
+    }
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    synthetic = section_from_dict(SyntheticConfig, raw["synthetic"], "synthetic")
+    lk = section_from_dict(LKConfig, raw["track"]["lk"], "track.lk")
+    store = write_store(tmp / "cache.zarr", synthetic, lk)
+    setup_store_s = time.perf_counter() - started
+
+    runners: list[Runner] = []
+    for size in args.sizes:
+        base = section_from_dict(TrainConfig, {**raw["train"], "batch_size": BATCH, "input_size": size}, "train")
+        preset = PRESETS[base.preset]
+        batches, clips = make_batches(store, base, preset)
+        for variant in VARIANTS:
+            cfg = replace(base, teacher_frames=variant.teacher_frames, symmetric=variant.symmetric)
+            torch.manual_seed(cfg.seed)
+            net = build_net(cfg, preset)
+            teacher = make_teacher(net)
+            optimizer = torch.optim.AdamW(param_groups(net, cfg), betas=(0.9, 0.999), eps=1e-8)
+            tracker = make_lk(lk, args.lk_threads) if variant.tracker else None
+            runners.append(Runner(variant, size, cfg, preset, net, teacher, optimizer, batches, clips, tracker))
+    setup_s = time.perf_counter() - started
+
+    for _ in range(args.warmup):
+        for r in runners:
+            r.step(timed=False)
+    for _ in range(args.runs):
+        for r in runners:
+            r.step(timed=True)
+
+    by_key = {(r.size, r.variant.name): r for r in runners}
+    rows = []
+    for r in runners:
+        base = by_key[(r.size, BASELINE)]
+        ms = [1000 * t for t in r.times]
+        row: dict[str, Any] = {
+            "input": r.size,
+            "variant": r.variant.name,
+            "teacher_frames": r.variant.teacher_frames or T,
+            "student_frames": (r.variant.teacher_frames or T) if r.variant.symmetric else 1,
+            "tracker_in_step": "lk" if r.variant.tracker else None,
+            "ms_median": round(statistics.median(ms), 1),
+            "ms_min": round(min(ms), 1),
+            "ms_max": round(max(ms), 1),
+            "ratio_vs_cached": round(statistics.median(a / b for a, b in zip(r.times, base.times, strict=True)), 2),
+            "runs_ms": [round(x, 1) for x in ms],
+            "final_loss": round(r.losses[-1], 4),
+        }
+        if r.variant.tracker:
+            track_ms = [1000 * t for t in r.tracker_times]
+            row["tracker_ms_median"] = round(statistics.median(track_ms), 1)
+            row["tracker_ms_per_clip_median"] = round(statistics.median(track_ms) / BATCH, 1)
+            row["step_only_ms_median"] = round(statistics.median(a - b for a, b in zip(ms, track_ms, strict=True)), 1)
+        rows.append(row)
+
+    comparisons = []
+    for size in args.sizes:
+        for what, num, den in COMPARISONS:
+            a, b = by_key[(size, num)], by_key[(size, den)]
+            comparisons.append(
+                {
+                    "input": size,
+                    "comparison": what,
+                    "numerator": num,
+                    "denominator": den,
+                    "ratio_paired_median": round(
+                        statistics.median(x / y for x, y in zip(a.times, b.times, strict=True)), 2
+                    ),
+                    "ratio_of_medians": round(statistics.median(a.times) / statistics.median(b.times), 2),
+                }
+            )
+
+    cotracker = time_cotracker(runners[0].clips_uint8[0], args.sizes[0], args.cotracker_clips)
+    if not cotracker["installed"]:
+        # Context only: what the reference figure implies for one step of a batch of 8, next to our cached step.
+        for size in args.sizes:
+            cached = statistics.median(by_key[(size, BASELINE)].times)
+            cotracker.setdefault("implied_per_step", []).append(
+                {
+                    "input": size,
+                    "s_per_step_estimate": round(BATCH * COTRACKER_REFERENCE_S + cached, 1),
+                    "ratio_vs_cached_estimate": round((BATCH * COTRACKER_REFERENCE_S + cached) / cached),
+                }
+            )
+    elif "s_per_clip_median" in cotracker:
+        cached = statistics.median(by_key[(cotracker["input"], BASELINE)].times)
+        per_step = BATCH * cotracker["s_per_clip_median"] + cached
+        cotracker["s_per_step_extrapolated"] = round(per_step, 1)
+        cotracker["ratio_vs_cached_extrapolated"] = round(per_step / cached)
+
+    cfg0 = runners[0].cfg
+    lk_settings = make_lk(lk).settings
+    return {
+        "benchmark": "train_step",
+        "settings": {
+            "model": cfg0.model,
+            "pretrained": cfg0.pretrained,
+            "trainable_blocks": cfg0.trainable_blocks,
+            "trainable_parameters": sum(p.numel() for p in runners[0].net.parameters() if p.requires_grad),
+            "batch_size": BATCH,
+            "T": T,
+            "num_points": cfg0.num_points,
+            "num_prototypes": cfg0.num_prototypes,
+            "proj_dim": cfg0.proj_dim,
+            "head_hidden": cfg0.head_hidden,
+            "photometric_aug": cfg0.photometric_aug,
+            "grad_clip": cfg0.grad_clip,
+            "sizes": list(args.sizes),
+            "cache": {"size": [synthetic.height, synthetic.width], "grid": CACHE_GRID, "clips": len(store)},
+            "in_step_tracker": {
+                "name": "lk",
+                "grid": STEP_GRID,
+                "settings": lk_settings,
+                "opencv_threads": args.lk_threads,
+            },
+            "batches": NUM_BATCHES,
+            "warmup": args.warmup,
+            "runs": args.runs,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "rows": rows,
+        "comparisons": comparisons,
+        "cotracker3": cotracker,
+        "load_average_1_5_15min": {"start": load_before, "end": [round(x, 2) for x in os.getloadavg()]},
+        "setup_store_s": round(setup_store_s, 1),
+        "setup_s": round(setup_s, 1),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "machine": machine_info(
+            torch=torch.__version__, timm=timm.__version__, numpy=np.__version__, opencv=cv2.__version__
+        ),
+    }
+
+
+def markdown(res: dict[str, Any]) -> str:
+    s, m, ct = res["settings"], res["machine"], res["cotracker3"]
+    load = res["load_average_1_5_15min"]
+    spread = [r for r in res["rows"] if r["ms_median"] > 1.5 * r["ms_min"]]
+    lines = [
+        "# Training-step benchmark (`benchmarks/train_step.py`)",
+        "",
+        f"One training step on CPU ({s['torch_threads']} torch threads): `mosic_step` + backward + gradient "
+        f"clipping ({s['grad_clip']}) + AdamW + EMA update. Model `{s['model']}` (random weights, "
+        f"{s['trainable_parameters']:,} trainable parameters, trainable_blocks = {s['trainable_blocks']} = all), "
+        f"batch {s['batch_size']} clips, T = {s['T']}, N = {s['num_points']} points, K = {s['num_prototypes']}; "
+        f"other settings from `config.yaml`'s `train:` section. Data: {s['cache']['clips']} synthetic clips at "
+        f"{s['cache']['size'][0]}x{s['cache']['size'][1]}, LK-tracked on a {s['cache']['grid']}x{s['cache']['grid']}"
+        f" grid into a track store, {s['batches']} batches made with TrainClips + collate before timing. "
+        f"Median of {s['runs']} steps per row after {s['warmup']} warm-up steps, all rows interleaved "
+        "round-robin; ratios are medians of per-round (paired) ratios.",
+        "",
+        "| input px | variant | teacher frames | student frames | ms/step median | min–max | × cached |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["rows"]:
+        lines.append(
+            f"| {r['input']} | {r['variant']} | {r['teacher_frames']} | {r['student_frames']} | "
+            f"{r['ms_median']:.0f} | {r['ms_min']:.0f}–{r['ms_max']:.0f} | {r['ratio_vs_cached']:.2f} |"
+        )
+    lines += ["", "Of which the in-step LK tracker (8 clips, 16x16 grid, at the input resolution):", ""]
+    for r in res["rows"]:
+        if r["tracker_in_step"]:
+            lines.append(
+                f"- {r['input']} px, {r['variant']}: tracking {r['tracker_ms_median']:.0f} ms per batch "
+                f"({r['tracker_ms_per_clip_median']:.1f} ms per clip), step {r['step_only_ms_median']:.0f} ms."
+            )
+    lines += ["", "| input px | comparison | ratio (paired median) | ratio of medians |", "|---:|---|---:|---:|"]
+    for c in res["comparisons"]:
+        lines.append(
+            f"| {c['input']} | {c['comparison']} | {c['ratio_paired_median']:.2f} | {c['ratio_of_medians']:.2f} |"
+        )
+    lines += ["", "**CoTracker3** (what the original runs inside every step):", ""]
+    if not ct["installed"]:
+        lines.append(
+            f"- Not measured here: the `cotracker` package is not installed. Reference figure, **not measured by "
+            f"this benchmark**: about {ct['reference_s_per_clip']:.0f} s per 12-frame clip on this CPU "
+            f"({ct['reference']}). For a batch of {s['batch_size']} clips that would be an estimated "
+            + "; ".join(
+                f"{e['s_per_step_estimate']:.0f} s per step at {e['input']} px (~{e['ratio_vs_cached_estimate']}x "
+                "the cached step)"
+                for e in ct["implied_per_step"]
+            )
+            + " (CoTracker resizes every clip to 384x512, so its cost does not depend on the input size)."
+        )
+    elif "error" in ct:
+        lines.append(f"- Installed, but timing failed: {ct['error']}")
+    else:
+        lines.append(
+            f"- Measured with random weights at {ct['input']} px: {ct['s_per_clip_median']:.1f} s per clip (median of "
+            f"{ct['clips_timed']}); extrapolated to a batch of {s['batch_size']}: {ct['s_per_step_extrapolated']:.0f} s"
+            f" per step, ~{ct['ratio_vs_cached_extrapolated']}x the cached step."
+        )
+    lines += [
+        "",
+        "Notes: LK is hundreds of times cheaper per clip than CoTracker3 on this CPU, so `LK in step` understates "
+        "what the original's online tracker costs; their time includes tracking and stacking the tracks, not "
+        "making the uint8 clips (done before timing). At 224 px the 128 px cache is upsampled (LK then tracks "
+        "upsampled frames). The student on all frames needs the teacher on the same frames (the symmetric term "
+        "uses the teacher's frame selection), so comparison (3) holds the teacher at 12 frames. The test ViT is "
+        "tiny (6 blocks, width 64); with a real ViT-S the step grows several-fold and a fixed tracker cost "
+        "weighs less. Max times are spikes from other work on the shared machine. "
+        f"Setup (rendering, tracking and writing the store, making batches, building networks): "
+        f"{res['setup_s']:.0f} s; whole run {res['wall_s']:.0f} s.",
+        "",
+        f"Load average (1, 5, 15 min) at start {load['start']}, at end {load['end']} ({m['cpu_count']} CPUs)."
+        + (
+            f" **Contended run**: in {len(spread)} of {len(res['rows'])} rows the median is more than 1.5x the "
+            "minimum, a sign that other work took cores during the timed steps, which inflates 2-thread steps "
+            "(OpenMP threads wait on each other); the minima are then closer to the uncontended cost and the "
+            "ratios less reliable."
+            if spread
+            else " Every row's median is within 1.5x of its minimum."
+        ),
+        "",
+        f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), shared with other work; {m['platform']}; Python "
+        f"{m['python']}, torch {m['torch']}, timm {m['timm']}, numpy {m['numpy']}, OpenCV {m['opencv']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Run the benchmark (or, with ``--markdown-only``, rewrite train_step.md from train_step.json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9, help="timed steps per variant (median reported; >= 5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 224], help="input sizes in pixels")
+    parser.add_argument("--lk-threads", type=int, default=2, help="OpenCV threads of the in-step LK tracker")
+    parser.add_argument("--cotracker-clips", type=int, default=1, help="clips CoTracker3 is timed on, if installed")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
+    parser.add_argument("--markdown-only", action="store_true", help="only rewrite train_step.md from train_step.json")
+    args = parser.parse_args()
+    if args.markdown_only:
+        (args.out / "train_step.md").write_text(markdown(json.loads((args.out / "train_step.json").read_text())))
+        return
+    if args.runs < 1 or args.warmup < 0:
+        parser.error("need --runs >= 1 and --warmup >= 0")
+    torch.set_num_threads(2)
+    tmp = Path(tempfile.mkdtemp(prefix="mosic-train-step-bench-"))
+    try:
+        res = run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "train_step.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / "train_step.md").write_text(markdown(res))
+    print((args.out / "train_step.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

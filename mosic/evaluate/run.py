@@ -1,0 +1,192 @@
+"""Run one evaluation protocol for one model, and gather every result into a table with deltas and a plot.
+
+Each protocol writes ``<out_dir>/eval/<model>/<protocol>/<dataset>.json`` (dataset = the configured kind)
+holding the metrics, the model it scored, the protocol settings and the provenance record (config, mosic
+version, git sha). :func:`aggregate` reads all of them into ``table.csv`` / ``table.parquet`` (one row per
+model, protocol, dataset and metric, the starting backbone and each checkpoint side by side, with the delta
+against the starting backbone) and ``deltas.png`` (a bar chart of the deltas).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mosic.config import EvaluateConfig, to_dict
+from mosic.evaluate.datasets import image_dataset, video_dataset
+from mosic.evaluate.features import FeatureExtractor, load_model
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PROTOCOLS", "run_protocol", "aggregate", "plot_deltas"]
+
+PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg")
+Protocol = Literal["linear", "clustering", "hummingbird", "videoseg"]
+
+# Hummingbird's reference code normalises with std 0.255 (a typo for 0.225); parity mode reproduces it.
+_HB_PARITY_STD = (0.229, 0.224, 0.255)
+
+
+def _device(cfg: EvaluateConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def run_protocol(
+    protocol: Protocol,
+    *,
+    model: str,
+    model_name: str,
+    cfg: EvaluateConfig,
+    image_root: str,
+    video_root: str,
+    out_path: str | Path,
+    provenance: dict[str, Any],
+    cache_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Score one model with one protocol and write the JSON result atomically.
+
+    Args:
+        protocol: ``linear``, ``clustering``, ``hummingbird`` or ``videoseg``.
+        model: an exported backbone (``.safetensors``) or a timm model name.
+        model_name: the label of the model in the results (``start``, ``main``, ...).
+        cfg: evaluation settings.
+        image_root: root of the image segmentation set (the synthetic ``voc/`` folder for the demo).
+        video_root: root of the video segmentation set.
+        out_path: the result file.
+        provenance: the record stored with the result.
+        cache_dir: where features are cached per (model, dataset, resolution).
+    """
+    device = _device(cfg)
+    size = {"hummingbird": cfg.hummingbird.input_size, "videoseg": cfg.videoseg.input_size}.get(
+        protocol, cfg.input_size
+    )
+    backbone = load_model(model, input_size=size)
+    std = _HB_PARITY_STD if protocol == "hummingbird" and cfg.parity else (0.229, 0.224, 0.225)
+    extractor = FeatureExtractor(backbone, input_size=size, std=std, device=device, batch_size=cfg.batch_size)
+    cache = Path(cache_dir) / model_name if cache_dir is not None else None
+    ds_cfg = cfg.image_dataset
+    if protocol == "linear":
+        from mosic.evaluate.linear import linear_probe
+
+        train = image_dataset(ds_cfg.kind, image_root, ds_cfg.train_split)
+        val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
+        metrics = linear_probe(train, val, extractor, cfg.linear, seed=cfg.seed, cache_dir=cache, parity=cfg.parity)
+        dataset, settings = val.name, cfg.linear
+    elif protocol == "clustering":
+        from mosic.evaluate.clustering import overcluster
+
+        val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
+        metrics = overcluster(val, extractor, cfg.clustering, cache_dir=cache, parity=cfg.parity)
+        dataset, settings = val.name, cfg.clustering
+    elif protocol == "hummingbird":
+        from mosic.evaluate.hummingbird import hummingbird
+
+        train = image_dataset(ds_cfg.kind, image_root, ds_cfg.train_split)
+        val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
+        metrics = hummingbird(train, val, extractor, cfg.hummingbird, seed=cfg.seed, parity=cfg.parity)
+        dataset, settings = val.name, cfg.hummingbird
+    elif protocol == "videoseg":
+        from mosic.evaluate.videoseg import video_segmentation
+
+        v_cfg = cfg.video_dataset
+        videos = video_dataset(v_cfg.kind, video_root, v_cfg.split)
+        metrics = video_segmentation(videos, extractor, cfg.videoseg, seed=cfg.seed)
+        dataset, settings = videos.name, cfg.videoseg
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}; accepted: {', '.join(PROTOCOLS)}")
+    result = {
+        "model": model_name,
+        "model_source": str(model),
+        "protocol": protocol,
+        "dataset": dataset,
+        "input_size": size,
+        "parity": cfg.parity,
+        "settings": to_dict(settings),
+        "metrics": _jsonable(metrics),
+        "provenance": provenance,
+    }
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2))
+    os.replace(tmp, out_path)
+    logger.info("%s on %s (%s): %s", protocol, dataset, model_name, _headline(protocol, result["metrics"]))
+    return result
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray | torch.Tensor):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _headline(protocol: str, metrics: dict[str, Any]) -> dict[str, float]:
+    """The protocol's summary numbers: mIoU, and one per K for clustering."""
+    if protocol == "clustering":
+        return {f"miou_k{k}": float(v["miou"]) for k, v in metrics["k"].items()}
+    return {"miou": float(metrics["miou"])}
+
+
+def aggregate(result_paths: list[str | Path], out_dir: str | Path, *, baseline: str = "start") -> pd.DataFrame:
+    """Gather result JSONs into ``table.csv`` / ``table.parquet`` with deltas against `baseline`; plot them.
+
+    Returns:
+        The long table: ``protocol, dataset, metric, model, value, delta`` (delta = value − baseline's value).
+    """
+    rows = []
+    for path in result_paths:
+        r = json.loads(Path(path).read_text())
+        for metric, value in _headline(r["protocol"], r["metrics"]).items():
+            rows.append({"protocol": r["protocol"], "dataset": r["dataset"], "metric": metric, "model": r["model"],
+                         "value": value})  # fmt: skip
+    table = pd.DataFrame(rows, columns=["protocol", "dataset", "metric", "model", "value"])
+    keys = ["protocol", "dataset", "metric"]
+    base = table[table["model"] == baseline].set_index(keys)["value"]
+    table["delta"] = [v - base.get(tuple(k), np.nan) for k, v in zip(table[keys].values, table["value"], strict=True)]
+    table = table.sort_values([*keys, "model"]).reset_index(drop=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out_dir / "table.csv", index=False)
+    table.to_parquet(out_dir / "table.parquet", index=False)
+    plot_deltas(table, out_dir / "deltas.png", baseline=baseline)
+    return table
+
+
+def plot_deltas(table: pd.DataFrame, path: str | Path, *, baseline: str = "start") -> None:
+    """Bar chart of each model's mIoU change against the starting backbone, per protocol and metric."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    others = table[table["model"] != baseline]
+    labels = sorted({f"{p}\n{m}" for p, m in zip(others["protocol"], others["metric"], strict=True)})
+    models = sorted(others["model"].unique())
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels) + 1), 3.2))
+    width = 0.8 / max(len(models), 1)
+    for j, model in enumerate(models):
+        sub = others[others["model"] == model]
+        d = {f"{p}\n{m}": v for p, m, v in zip(sub["protocol"], sub["metric"], sub["delta"], strict=True)}
+        ax.bar(np.arange(len(labels)) + j * width, [100 * d.get(lab, np.nan) for lab in labels], width, label=model)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(np.arange(len(labels)) + width * (len(models) - 1) / 2, labels, fontsize=8)
+    ax.set_ylabel(f"mIoU change vs {baseline} (points)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

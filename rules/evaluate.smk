@@ -1,0 +1,54 @@
+"""Evaluation: every protocol for the starting backbone and the trained one; a table of deltas and a plot."""
+
+
+rule evaluate:
+    """Score one model with one protocol (linear, clustering, hummingbird, videoseg)."""
+    input:
+        model=lambda wc: MODELS[wc.model],
+        data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
+        code=sources(
+            "evaluate/run.py",
+            "evaluate/features.py",
+            "evaluate/datasets.py",
+            "evaluate/metrics.py",
+            "evaluate/kmeans.py",
+            "evaluate/linear.py",
+            "evaluate/clustering.py",
+            "evaluate/hummingbird.py",
+            "evaluate/videoseg.py",
+        ),
+    output:
+        f"{EVAL_DIR}/{{model}}/{{protocol}}/{{dataset}}.json",
+    log:
+        f"{LOGS}/evaluate/{{model}}/{{protocol}}_{{dataset}}.log",
+    wildcard_constraints:
+        protocol="|".join(PROTOCOLS_ON),
+        model="|".join(MODELS),
+        dataset="[a-z_]+",
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=1 if CFG.train.gpus > 0 else 0,
+    params:
+        evaluate_cfg=section("evaluate"),
+        image_root=EVAL_IMAGE_ROOT,
+        video_root=EVAL_VIDEO_ROOT,
+        cache=f"{EVAL_DIR}/cache",
+    script:
+        "../scripts/evaluate.py"
+
+
+rule eval_table:
+    """Gather every result into table.csv / table.parquet with deltas against the starting backbone, and a plot."""
+    input:
+        results=EVAL_RESULTS,
+        code=sources("evaluate/run.py"),
+    output:
+        table=f"{EVAL_DIR}/table.csv",
+        plot=f"{EVAL_DIR}/deltas.png",
+    log:
+        f"{LOGS}/eval_table.log",
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/eval_table.py"
