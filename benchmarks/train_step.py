@@ -40,7 +40,8 @@ interleaved round-robin over all variants and input sizes (one step each per rou
 the shared machine hits every variant alike. Reported: median, min and max ms per step; ratios are the median
 over rounds of the two variants' times in the same round (paired).
 
-Writes ``benchmarks/results/train_step.json`` and ``train_step.md``. Takes about 2 minutes on 2 cores.
+Writes ``benchmarks/results/train_step.json`` and ``train_step.md``. Takes about 1.5 minutes on 2 idle cores
+(5-8 minutes when other work loads them).
 
 Usage: ``python benchmarks/train_step.py [--runs 9] [--warmup 2] [--sizes 128 224] [--out benchmarks/results]``
 """
@@ -488,7 +489,7 @@ def markdown(res: dict[str, Any]) -> str:
         "upsampled frames). The student on all frames needs the teacher on the same frames (the symmetric term "
         "uses the teacher's frame selection), so comparison (3) holds the teacher at 12 frames. The test ViT is "
         "tiny (6 blocks, width 64); with a real ViT-S the step grows several-fold and a fixed tracker cost "
-        "weighs less. Max times are spikes from other work on the shared machine. "
+        "weighs less. The min–max spread comes mostly from other work on the shared machine. "
         f"Setup (rendering, tracking and writing the store, making batches, building networks): "
         f"{res['setup_s']:.0f} s; whole run {res['wall_s']:.0f} s.",
         "",
