@@ -77,8 +77,8 @@ from mosic.model.ema import ema_update_, make_teacher  # noqa: E402
 from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
 from mosic.tracking.base import grid_queries  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
-from mosic.train.data import ClipBatch, TrainClips, collate  # noqa: E402
-from mosic.train.loop import PRESETS, build_net, mosic_step, param_groups  # noqa: E402
+from mosic.train.data import ClipBatch, collate  # noqa: E402
+from mosic.train.loop import PRESETS, build_dataset, build_net, mosic_step, param_groups  # noqa: E402
 from mosic.train.presets import Preset  # noqa: E402
 
 T, BATCH, NUM_BATCHES = 12, 8, 4
@@ -223,19 +223,7 @@ def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig) -> TrackSt
 
 def make_batches(store: TrackStore, cfg: TrainConfig, preset: Preset) -> tuple[list[ClipBatch], list[np.ndarray]]:
     """NUM_BATCHES batches (with the student's view of every frame) and their teacher views as uint8 clips."""
-    dataset = TrainClips(
-        store,
-        input_size=cfg.input_size,
-        num_points=cfg.num_points,
-        crop_scale=cfg.crop_scale,
-        flip=preset.flip,
-        mean=preset.mean,
-        std=preset.std,
-        track_source=cfg.track_source,
-        photometric=cfg.photometric_aug,
-        student_all_frames=True,
-        seed=cfg.seed,
-    )
+    dataset = build_dataset(store, cfg, preset, student_all_frames=True)
     mean = torch.tensor(preset.mean).view(3, 1, 1)
     std = torch.tensor(preset.std).view(3, 1, 1)
     batches, clips = [], []

@@ -54,7 +54,7 @@ from mosic.train.schedules import cosine_schedule
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_net", "mosic_step", "param_groups", "train", "TrainingDiverged"]
+__all__ = ["build_dataset", "build_net", "mosic_step", "param_groups", "train", "TrainingDiverged"]
 
 METRICS = (
     "step",
@@ -91,6 +91,28 @@ def build_net(cfg: TrainConfig, preset: Preset) -> MoSiCNet:
     )
     set_trainable_blocks(net.backbone, cfg.trainable_blocks, select=preset.block_select)
     return net
+
+
+def build_dataset(
+    store: TrackStore, cfg: TrainConfig, preset: Preset, *, student_all_frames: bool | None = None
+) -> TrainClips:
+    """The training clips of `store` with the configured crop, points, controls and augmentation.
+
+    `student_all_frames` defaults to ``cfg.symmetric`` (the student's view of every frame is only needed then).
+    """
+    return TrainClips(
+        store,
+        input_size=cfg.input_size,
+        num_points=cfg.num_points,
+        crop_scale=cfg.crop_scale,
+        flip=preset.flip,
+        mean=preset.mean,
+        std=preset.std,
+        track_source=cfg.track_source,
+        photometric=cfg.photometric_aug,
+        student_all_frames=cfg.symmetric if student_all_frames is None else student_all_frames,
+        seed=cfg.seed,
+    )
 
 
 def param_groups(net: MoSiCNet, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -275,19 +297,7 @@ def train(
     _seed_everything(cfg.seed + rank)
 
     store = TrackStore(list(shard_paths))
-    dataset = TrainClips(
-        store,
-        input_size=cfg.input_size,
-        num_points=cfg.num_points,
-        crop_scale=cfg.crop_scale,
-        flip=preset.flip,
-        mean=preset.mean,
-        std=preset.std,
-        track_source=cfg.track_source,
-        photometric=cfg.photometric_aug,
-        student_all_frames=cfg.symmetric,
-        seed=cfg.seed,
-    )
+    dataset = build_dataset(store, cfg, preset)
     per_rank = cfg.batch_size // world
     loader, sampler = make_loader(
         dataset, batch_size_per_rank=per_rank, workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world

@@ -1,63 +1,13 @@
 """(Over)clustering: separable toy features give mIoU ≈ 1 with Hungarian (K = G) and many-to-one (K > G)."""
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pytest
-import torch
+from eval_toys import ColourExtractor, ToySet
 
 import mosic.evaluate.clustering as clustering
 from mosic.config import ClusteringConfig
 from mosic.evaluate.clustering import overcluster, score_clusters
 from mosic.evaluate.kmeans import faiss_available
-
-CELL, GRID = 8, 4  # 32×32 images made of 4×4 uniform 8×8 cells
-PALETTE = np.array([[230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48], [145, 30, 180]], dtype=np.uint8)
-
-
-@dataclass
-class ToySet:
-    """A SegmentationSet whose cells' colour is their class; one cell per image is labelled `ignore_index`."""
-
-    n: int
-    num_classes: int
-    ignore_index: int | None
-    seed: int
-    name: str = "toy/val"
-    first_class: int = 0
-    class_names: list[str] = field(default_factory=list)
-
-    def __post_init__(self):
-        rng = np.random.default_rng(self.seed)
-        self.cells = rng.integers(self.first_class, self.num_classes, size=(self.n, GRID, GRID))
-        self.ignored = np.zeros_like(self.cells, dtype=bool)
-        self.ignored[np.arange(self.n), rng.integers(0, GRID, self.n), rng.integers(0, GRID, self.n)] = True
-
-    def __len__(self):
-        return self.n
-
-    def image(self, i):
-        return np.kron(PALETTE[self.cells[i]], np.ones((CELL, CELL, 1), dtype=np.uint8)).astype(np.uint8)
-
-    def mask(self, i):
-        labels = np.where(self.ignored[i], self.ignore_index, self.cells[i]).astype(np.uint8)
-        return np.kron(labels, np.ones((CELL, CELL), dtype=np.uint8))
-
-
-class ColourExtractor:
-    """Stand-in for FeatureExtractor: each token is a fixed random embedding of its cell's colour plus noise."""
-
-    input_size, grid, dim, batch_size = 32, GRID, 16, 8
-
-    def __init__(self):
-        self.embed = 3 * np.random.default_rng(123).standard_normal((len(PALETTE), self.dim)).astype(np.float32)
-        self.rng = np.random.default_rng(7)
-
-    def __call__(self, images):
-        cells = np.asarray(images).reshape(-1, GRID, CELL, GRID, CELL, 3).mean((2, 4))
-        index = np.abs(cells[..., None, :] - PALETTE.astype(np.float32)).sum(-1).argmin(-1)
-        feats = self.embed[index] + 0.1 * self.rng.standard_normal(index.shape + (self.dim,))
-        return torch.from_numpy(feats.astype(np.float32))
 
 
 def config(**kw) -> ClusteringConfig:
@@ -120,7 +70,7 @@ def test_real_backbone_smoke_with_cache(tmp_path):
     from mosic.evaluate.features import FeatureExtractor, load_model
 
     extractor = FeatureExtractor(load_model("test_vit", input_size=32), input_size=32, batch_size=4)
-    val = ToySet(6, 5, 255, seed=2)
+    val = ToySet(6, 5, 255, seed=2, name="toy/val")
     cfg = config(ks=[0, 7], pca_dim=8, iters=5, restarts=1, seeds=1)
     out = overcluster(val, extractor, cfg, cache_dir=tmp_path)
     assert (tmp_path / "toy_val_32.npy").exists()
