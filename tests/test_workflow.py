@@ -113,6 +113,7 @@ def test_tiny_pipeline_runs_and_reruns_only_stale_jobs(tmp_path):
     assert set(table["protocol"]) == {"linear", "clustering", "hummingbird", "videoseg"}
     assert table[table["model"] == "start"]["delta"].abs().max() == 0
     assert (tmp_path / "results" / "eval" / "deltas.png").stat().st_size > 1000
+    assert (tmp_path / "results" / "eval" / "examples.png").stat().st_size > 1000  # image | GT | predictions
     result = json.loads((tmp_path / "results" / "eval" / "main" / "linear" / "synthetic.json").read_text())
     assert result["provenance"]["git_sha"] and 0 <= result["metrics"]["miou"] <= 1
 

@@ -316,6 +316,7 @@ def hummingbird(
     seed: int,
     parity: bool = False,
     fold_ignore: bool = True,
+    examples: int = 0,
 ) -> dict:
     """Hummingbird mIoU of the extractor's features (module docstring).
 
@@ -330,12 +331,14 @@ def hummingbird(
             Otherwise identity matching and, when the ignore label is a class id (ADE20K's 0), the mean over the
             other classes.
         fold_ignore: how memory histograms treat ignore pixels (:func:`build_memory`).
+        examples: keep the predictions of the first `examples` val images (for figures).
 
     Returns:
         ``miou`` (the protocol's number: Hungarian in parity mode, identity otherwise), ``miou_identity``,
         ``miou_hungarian``, ``iou`` (per class [G], of the reported matching), ``matching``, ``classes_averaged``,
         ``parity``, ``memory_size`` (realised), ``num_train``, ``num_val``, ``k`` (used), ``temperature``,
-        ``input_size``, ``seconds`` (memory, total).
+        ``input_size``, ``seconds`` (memory, total); with `examples`, ``examples``: a list of
+        ``{"index", "image" uint8 [size, size, 3], "gt" uint8 [size, size], "pred" uint8 [size, size]}``.
     """
     if train.num_classes != val.num_classes or train.ignore_index != val.ignore_index:
         raise ValueError("train and val sets differ in classes or ignore label")
@@ -348,6 +351,7 @@ def hummingbird(
     num_train = len(_train_subset(len(train), cfg.train_fraction, seed))
     size, grid, g = extractor.input_size, extractor.grid, val.num_classes
     conf = np.zeros((g, g), dtype=np.int64)
+    kept: list[dict] = []
     for start in range(0, len(val), extractor.batch_size):
         idx = range(start, min(start + extractor.batch_size, len(val)))
         images = []
@@ -363,6 +367,9 @@ def hummingbird(
             pred = up[0].argmax(0).cpu().numpy()
             gt = _resize_mask(torch.as_tensor(val.mask(i)), size).numpy()
             conf += confusion(gt, pred, g, g, val.ignore_index)
+            if i < examples:
+                image = images[j].numpy().astype(np.uint8)
+                kept.append({"index": i, "image": image, "gt": gt.astype(np.uint8), "pred": pred.astype(np.uint8)})
     ignore_is_class = val.ignore_index is not None and 0 <= val.ignore_index < g
     classes = np.arange(g)
     if not parity and ignore_is_class:
@@ -386,6 +393,8 @@ def hummingbird(
         "input_size": size,
         "seconds": {"memory": t_memory, "total": time.perf_counter() - t0},
     }
+    if examples:
+        result["examples"] = kept
     logger.info(
         "hummingbird %s: mIoU %.4f (%s; identity %.4f, hungarian %.4f), memory %d",
         val.name,

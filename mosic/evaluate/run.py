@@ -4,7 +4,8 @@ Each protocol writes ``<out_dir>/eval/<model>/<protocol>/<dataset>.json`` (datas
 holding the metrics, the model it scored, the protocol settings and the provenance record (config, mosic
 version, git sha). :func:`aggregate` reads all of them into ``table.csv`` / ``table.parquet`` (one row per
 model, protocol, dataset and metric, the starting backbone and each checkpoint side by side, with the delta
-against the starting backbone) and ``deltas.png`` (a bar chart of the deltas).
+against the starting backbone), ``deltas.png`` (a bar chart of the deltas) and ``examples.png`` (image, ground
+truth and each model's Hummingbird prediction for a few validation images).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ __all__ = ["PROTOCOLS", "run_protocol", "aggregate", "plot_deltas"]
 
 PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg")
 Protocol = Literal["linear", "clustering", "hummingbird", "videoseg"]
+
+EXAMPLES = 4  # val images whose Hummingbird predictions are kept for the examples figure
 
 # Hummingbird's reference code normalises with std 0.255 (a typo for 0.225); parity mode reproduces it.
 _HB_PARITY_STD = (0.229, 0.224, 0.255)
@@ -92,7 +95,9 @@ def run_protocol(
 
         train = image_dataset(ds_cfg.kind, image_root, ds_cfg.train_split)
         val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
-        metrics = hummingbird(train, val, extractor, cfg.hummingbird, seed=cfg.seed, parity=cfg.parity)
+        metrics = hummingbird(
+            train, val, extractor, cfg.hummingbird, seed=cfg.seed, parity=cfg.parity, examples=EXAMPLES
+        )
         dataset, settings = val.name, cfg.hummingbird
     elif protocol == "videoseg":
         from mosic.evaluate.videoseg import video_segmentation
@@ -116,6 +121,10 @@ def run_protocol(
     }
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    examples = result["metrics"].pop("examples", None)
+    if examples:  # predictions of a few images, for the figure aggregate() draws
+        arrays = {f"{k}_{e['index']}": np.asarray(e[k]) for e in examples for k in ("image", "gt", "pred")}
+        np.savez_compressed(out_path.with_suffix(".examples.npz"), **arrays)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(result, indent=2))
     os.replace(tmp, out_path)
@@ -164,6 +173,12 @@ def aggregate(result_paths: list[str | Path], out_dir: str | Path, *, baseline: 
     table.to_csv(out_dir / "table.csv", index=False)
     table.to_parquet(out_dir / "table.parquet", index=False)
     plot_deltas(table, out_dir / "deltas.png", baseline=baseline)
+    examples = {}  # model -> its Hummingbird predictions of a few images
+    for p in map(Path, result_paths):
+        if p.with_suffix(".examples.npz").exists():
+            examples[json.loads(p.read_text())["model"]] = p.with_suffix(".examples.npz")
+    if examples:
+        plot_examples(examples, out_dir / "examples.png", baseline=baseline)
     return table
 
 
@@ -189,4 +204,37 @@ def plot_deltas(table: pd.DataFrame, path: str | Path, *, baseline: str = "start
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_examples(npz_by_model: dict[str, Path], path: str | Path, *, baseline: str = "start") -> None:
+    """A few validation images: image, ground truth, and each model's Hummingbird prediction, one row each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = sorted(npz_by_model, key=lambda m: (m != baseline, m))
+    data = {m: np.load(npz_by_model[m]) for m in models}
+    first = data[models[0]]
+    indices = sorted(int(k.split("_", 1)[1]) for k in first.files if k.startswith("image_"))
+    cols = 2 + len(models)
+    fig, axes = plt.subplots(len(indices), cols, figsize=(2 * cols, 2 * len(indices)), squeeze=False)
+    cmap = plt.get_cmap("tab20")
+
+    def labels(a: np.ndarray) -> np.ndarray:
+        return np.where(a == 255, 0.0, (a % 20 + 0.5) / 20)  # ignore pixels drawn as class 0's colour
+
+    for r, i in enumerate(indices):
+        panels = [("image", first[f"image_{i}"]), ("ground truth", first[f"gt_{i}"])]
+        panels += [(m, data[m][f"pred_{i}"]) for m in models]
+        for c, (title, arr) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(arr if arr.ndim == 3 else cmap(labels(arr)), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title if c < 2 else f"Hummingbird: {title}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     plt.close(fig)
