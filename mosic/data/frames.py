@@ -116,7 +116,7 @@ def to_rgb(im: Image.Image) -> np.ndarray:
         return ((rgba[:, :, :3] * rgba[:, :, 3:4] + 127) // 255).astype(np.uint8)
     if mode != "RGB":
         im = im.convert("RGB")
-    return np.asarray(im)
+    return np.array(im)  # a writable copy: callers hand frames to torch, which warns on read-only arrays
 
 
 def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
