@@ -40,5 +40,5 @@ rule train:
         # Snakemake clamps resources.gpu to --resources gpu=...; use the clamped count, or gloo ranks on CPU.
         nproc=lambda wc, resources: resources.gpu if resources.gpu > 0 else CFG.train.cpu_processes,
     shell:
-        "OMP_NUM_THREADS={threads} torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
+        "OMP_NUM_THREADS={threads} python -m mosic.gpu_slots {resources.gpu} -- torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
         "{input.script} --train-config {params.train_cfg:q} --out {params.out} {input.shards} > {log} 2>&1"
