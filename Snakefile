@@ -29,5 +29,5 @@ rule all:
         clips=CLIPS,
         shards=SHARDS,
         tracking_metrics=f"{DS}/tracking_metrics.json" if CFG.dataset.kind == "synthetic" else [],
-        backbone=f"{TRAIN_DIR}/backbone.safetensors",
+        backbones=[f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS],
         eval_table=f"{EVAL_DIR}/table.csv" if PROTOCOLS_ON else [],

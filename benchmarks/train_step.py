@@ -288,7 +288,11 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     runners: list[Runner] = []
     for size in args.sizes:
-        base = section_from_dict(TrainConfig, {**raw["train"], "batch_size": BATCH, "input_size": size}, "train")
+        base = section_from_dict(
+            TrainConfig,
+            {**raw["train"], "batch_size": BATCH, "input_size": size, "seed": 0, "track_source": "cached"},
+            "train",
+        )
         preset = PRESETS[base.preset]
         batches, clips = make_batches(store, base, preset)
         for variant in VARIANTS:

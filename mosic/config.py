@@ -30,6 +30,9 @@ __all__ = [
     "TrackConfig",
     "WandbConfig",
     "TrainConfig",
+    "RunsConfig",
+    "CONTROLS",
+    "run_train_config",
     "ImageDatasetConfig",
     "VideoDatasetConfig",
     "LinearConfig",
@@ -49,10 +52,24 @@ class ConfigError(ValueError):
 
 
 def _field(
-    doc: str, *, ge: float | None = None, le: float | None = None, gt: float | None = None, lt: float | None = None
+    doc: str,
+    *,
+    ge: float | None = None,
+    le: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    allow_empty: bool = False,
 ) -> Any:
     """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt/lt)."""
-    return field(metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt})
+    return field(metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty})
+
+
+def _per_run(doc: str, default: Any) -> Any:
+    """A field the workflow sets for each training run (from the `runs` section), never in config.yaml.
+
+    The parsed pipeline config holds `default` there; the section a training job receives holds the run's value.
+    """
+    return field(default=default, metadata={"doc": doc, "per_run": True})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -213,10 +230,6 @@ class TrainConfig:
     mask_ratio: float = _field("Fraction of student patches dropped (original run: 0).", ge=0.0, lt=1.0)
     num_points: int = _field("N, points sampled per clip among those inside the crop (original: 256).", ge=1)
     crop_scale: float = _field("Smallest area fraction of the random resized crop (original: 0.4).", gt=0.0, le=1.0)
-    track_source: Literal["cached", "shuffled", "static"] = _field(
-        "cached: the tracker's tracks; shuffled: targets from random other points (control); static: every "
-        "point stays where it was at frame 0 (no-motion control)."
-    )
     photometric_aug: bool = _field("Colour jitter, grayscale and blur on the student's view (not in the original).")
     teacher_frames: int = _field("Frames the teacher encodes per clip, frame 0 included; 0 = all T.", ge=0)
     batch_size: int = _field("Clips per optimizer step over all processes (original: 64 = 8 GPUs x 8).", ge=1)
@@ -228,11 +241,31 @@ class TrainConfig:
     grad_clip: float = _field("Clip the gradient norm to this value; 0 = off (original: off).", ge=0.0)
     nan_limit: int = _field("Steps with a non-finite loss that are skipped before training stops.", ge=0)
     checkpoint_every: int = _field("Save a checkpoint every this many steps (and at the end).", ge=1)
-    seed: int = _field("Random seed (each process and loader worker derives its own).", ge=0)
     workers: int = _field("DataLoader worker processes per training process.", ge=0, le=64)
     gpus: int = _field("GPUs the training rule asks for (resources: gpu); 0 = train on CPU.", ge=0, le=1024)
     cpu_processes: int = _field("Processes (gloo ranks) when training on CPU.", ge=1, le=64)
     wandb: WandbConfig = _field("Weights & Biases logging.")
+    seed: int = _per_run("Random seed of this run (each process and loader worker derives its own).", 0)
+    track_source: Literal["cached", "shuffled", "static"] = _per_run(
+        "cached: the tracker's tracks; shuffled: targets from random other points (control); static: every "
+        "point stays where it was at frame 0 (no-motion control).",
+        "cached",
+    )
+
+
+CONTROLS = ("shuffled", "static")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunsConfig:
+    """The training runs compared in the evaluation: the tracked run and its controls, once per seed."""
+
+    seeds: list[int] = _field("Seeds; every variant is trained once per seed (train.seed of the run).", ge=0)
+    controls: list[Literal["shuffled", "static"]] = _field(
+        "Controls trained beside the tracked run with the same settings: shuffled (targets from random other "
+        "points), static (points stay where they were at frame 0). [] = none.",
+        allow_empty=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -343,6 +376,7 @@ class Config:
     index: IndexConfig = _field("Video probing.")
     track: TrackConfig = _field("Point tracking into the cache.")
     train: TrainConfig = _field("MoSiC training.")
+    runs: RunsConfig = _field("Training runs: seeds and controls.")
     evaluate: EvaluateConfig = _field("Evaluation protocols.")
 
 
@@ -355,12 +389,12 @@ def _type_name(tp: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 
-def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
+def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool = False) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping of its own keys, got {value!r}")
-        return _parse_dataclass(tp, value, prefix=key + ".")
+        return _parse_dataclass(tp, value, prefix=key + ".", run=run)
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -368,8 +402,11 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
         return value
     if origin is list:
         (inner,) = typing.get_args(tp)
-        if not isinstance(value, list) or not value:
-            raise ConfigError(f"config key '{key}' must be a non-empty list of {_type_name(inner)}s, got {value!r}")
+        if not isinstance(value, list) or (not value and not meta.get("allow_empty")):
+            kind = "a list" if meta.get("allow_empty") else "a non-empty list"
+            raise ConfigError(f"config key '{key}' must be {kind} of {_type_name(inner)}s, got {value!r}")
+        if len(set(map(repr, value))) < len(value):
+            raise ConfigError(f"config key '{key}' lists a value twice: {value!r}")
         return [_check_value(f"{key}[{i}]", v, inner, meta) for i, v in enumerate(value)]
     if origin in (types.UnionType, typing.Union):
         raise TypeError(f"unsupported annotation for {key}: {tp}")
@@ -397,9 +434,19 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
     return value
 
 
-def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: bool = False) -> Any:
+    """Check and build `cls` from `data`; `run`: a training run's section, which holds the per-run fields."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    per_run = {name for name, f in fields.items() if f.metadata.get("per_run")}
+    if not run:
+        given = sorted(per_run & set(data))
+        if given:
+            raise ConfigError(
+                f"config key '{prefix}{given[0]}' is set for each training run by the workflow (from runs.seeds and "
+                "runs.controls); remove it"
+            )
+        fields = {name: f for name, f in fields.items() if name not in per_run}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -413,7 +460,7 @@ def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
             f"{_type_name(hints[missing[0]])})"
         )
     values = {
-        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata)) for name, f in fields.items()
+        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata), run) for name, f in fields.items()
     }
     return cls(**values)
 
@@ -495,5 +542,15 @@ def config_hash(obj: Any) -> str:
 
 
 def section_from_dict(cls: type, data: dict[str, Any], name: str = "") -> Any:
-    """Rebuild one config section from the dict a rule received in `params:` (validated again, cheaply)."""
-    return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "")
+    """Rebuild one config section from the dict a rule received in `params:` (validated again, cheaply).
+
+    A training section (from :func:`run_train_config`) carries the run's own seed and track source.
+    """
+    return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "", run=True)
+
+
+def run_train_config(cfg: Config, variant: str, seed: int) -> TrainConfig:
+    """The training section of one run: ``variant`` is ``mosic`` (cached tracks) or a control name."""
+    if variant != "mosic" and variant not in CONTROLS:
+        raise ConfigError(f"unknown training variant {variant!r}; accepted values: 'mosic', {', '.join(CONTROLS)}")
+    return dataclasses.replace(cfg.train, seed=seed, track_source="cached" if variant == "mosic" else variant)

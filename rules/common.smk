@@ -6,7 +6,7 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from mosic.config import ConfigError, parse_config, to_dict
+from mosic.config import ConfigError, parse_config, run_train_config, to_dict
 
 try:
     CFG = parse_config(config)
@@ -23,10 +23,16 @@ INDEX = f"{DS}/index.parquet"
 CLIPS = f"{DS}/clips.parquet"
 TRACK_DIR = f"{DS}/tracks"
 SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)]
-TRAIN_DIR = f"{DS}/train/main"
+# One training run per variant and seed: `mosic` (the tracker's tracks) and each control (runs.controls).
+VARIANTS = ["mosic", *CFG.runs.controls]
+RUNS = [f"{v}_s{s}" for s in CFG.runs.seeds for v in VARIANTS]
+TRAIN_ROOT = f"{DS}/train"
 EVAL_DIR = f"{OUT}/eval"
-# The starting backbone (exported as training begins) and the trained one, evaluated side by side.
-MODELS = {"start": f"{TRAIN_DIR}/initial_backbone.safetensors", "main": f"{TRAIN_DIR}/backbone.safetensors"}
+# Evaluated side by side: each seed's starting backbone (exported by its mosic run as training begins;
+# the controls of a seed start from the same weights) and every trained run.
+MODELS = {f"start_s{s}": f"{TRAIN_ROOT}/mosic_s{s}/initial_backbone.safetensors" for s in CFG.runs.seeds} | {
+    run: f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS
+}
 _EV = CFG.evaluate
 PROTOCOLS_ON = [p for p in ("linear", "clustering", "hummingbird", "videoseg") if getattr(_EV, p).enabled]
 EVAL_DATASET = {p: _EV.image_dataset.kind for p in ("linear", "clustering", "hummingbird")} | {
@@ -45,3 +51,8 @@ def sources(*modules):
 def section(name):
     """One config section as a plain dict for params, so edits to other sections never rerun the job."""
     return to_dict(getattr(CFG, name))
+
+
+def run_section(variant, seed):
+    """The train section of one run (its seed and track source set), as a plain dict for params."""
+    return to_dict(run_train_config(CFG, variant, int(seed)))

@@ -23,19 +23,23 @@ rule train:
             "train/export.py",
         ),
     output:
-        final=f"{TRAIN_DIR}/final.json",
-        backbone=f"{TRAIN_DIR}/backbone.safetensors",
-        initial=f"{TRAIN_DIR}/initial_backbone.safetensors",
-        metrics=f"{TRAIN_DIR}/metrics.csv",
+        final=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/final.json",
+        backbone=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/backbone.safetensors",
+        initial=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/initial_backbone.safetensors",
+        metrics=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/metrics.csv",
     log:
-        f"{LOGS}/train.log",
+        f"{LOGS}/train/{{variant}}_s{{seed}}.log",
+    wildcard_constraints:
+        variant="|".join(VARIANTS),
+        seed=r"\d+",
     conda:
         "../envs/train.yaml"
     threads: max(1, CFG.train.cpu_processes)
     resources:
         gpu=CFG.train.gpus,
     params:
-        train_cfg=json.dumps(section("train")),
+        # Only this run's own settings: adding a seed or a control never reruns the others.
+        train_cfg=lambda wc: json.dumps(run_section(wc.variant, wc.seed)),
         out=lambda wc, output: os.path.dirname(output.final),
         # Snakemake clamps resources.gpu to --resources gpu=...; use the clamped count, or gloo ranks on CPU.
         nproc=lambda wc, resources: resources.gpu if resources.gpu > 0 else CFG.train.cpu_processes,

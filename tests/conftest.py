@@ -10,8 +10,21 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import yaml  # noqa: E402
+from snakemake_runner import TINY_CONFIG, run_snakemake  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    """A working directory where the whole pipeline ran once on the tiny config (tests/workflow/config.yaml).
+
+    Shared by the workflow and report tests, which only read it or rerun it back to a complete state.
+    """
+    workdir = tmp_path_factory.mktemp("tiny_pipeline")
+    res = run_snakemake(workdir, "--cores", "2", "--configfile", str(TINY_CONFIG))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return workdir
 
 
 @pytest.fixture(scope="session")

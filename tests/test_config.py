@@ -1,6 +1,7 @@
 """Config validation: each kind of error names the key and the accepted values; the shipped config parses."""
 
 import copy
+import re
 
 import pytest
 
@@ -110,3 +111,43 @@ def test_section_round_trip_and_hash(default_config_dict):
     assert config_hash(again) == config_hash(cfg.clips)
     changed = section_from_dict(ClipsConfig, {**to_dict(cfg.clips), "step": 4}, "clips")
     assert config_hash(changed) != config_hash(cfg.clips)
+
+
+def test_per_run_keys_are_set_by_the_workflow_not_config_yaml(default_config_dict):
+    default_config_dict["train"]["seed"] = 3
+    with pytest.raises(ConfigError, match=r"'train.seed' is set for each training run .*runs.seeds"):
+        parse_config(default_config_dict)
+
+
+def test_run_train_config_sets_seed_and_track_source(default_config_dict):
+    from mosic.config import TrainConfig, run_train_config
+
+    cfg = parse_config(default_config_dict)
+    run = run_train_config(cfg, "shuffled", 7)
+    assert (run.seed, run.track_source) == (7, "shuffled")
+    assert run_train_config(cfg, "mosic", 1).track_source == "cached"
+    # The section a training job receives round-trips, per-run keys included.
+    assert section_from_dict(TrainConfig, to_dict(run), "train") == run
+    with pytest.raises(ConfigError, match="missing config key 'train.seed'"):
+        section_from_dict(TrainConfig, {k: v for k, v in to_dict(run).items() if k != "seed"}, "train")
+    with pytest.raises(ConfigError, match="unknown training variant 'moving'"):
+        run_train_config(cfg, "moving", 0)
+
+
+@pytest.mark.parametrize(
+    ("runs", "message"),
+    [
+        ({"seeds": [], "controls": []}, "'runs.seeds' must be a non-empty list"),
+        ({"seeds": [0, 0], "controls": []}, "'runs.seeds' lists a value twice"),
+        ({"seeds": [0], "controls": ["frozen"]}, "'runs.controls[0]' is 'frozen'; accepted values: 'shuffled'"),
+    ],
+)
+def test_runs_section_is_checked(default_config_dict, runs, message):
+    default_config_dict["runs"] = runs
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_config(default_config_dict)
+
+
+def test_runs_controls_may_be_empty(default_config_dict):
+    default_config_dict["runs"] = {"seeds": [0], "controls": []}
+    assert parse_config(default_config_dict).runs.controls == []

@@ -2,22 +2,14 @@
 
 import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from snakemake_runner import REPO, TINY_CONFIG, run_snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests" / "workflow" / "config.yaml"
-
-
-def snakemake(workdir: Path, *args: str, snakefile: Path = REPO / "Snakefile", timeout: int = 600):
-    """Run snakemake on the workflow with `workdir` as working directory; returns the CompletedProcess."""
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+TINY = TINY_CONFIG
+snakemake = run_snakemake
 
 
 def test_dry_run_default_config(tmp_path):
@@ -62,10 +54,8 @@ def test_missing_key_fails_dry_run(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.distributed
-def test_tiny_pipeline_runs_and_reruns_only_stale_jobs(tmp_path):
-    res = snakemake(tmp_path, "--cores", "2", "--configfile", str(TINY))
-    assert res.returncode == 0, res.stderr[-3000:]
-
+def test_tiny_pipeline_outputs(tiny_pipeline):
+    tmp_path = tiny_pipeline
     ds = tmp_path / "results" / "synthetic"
     assert sorted(p.name for p in (ds / "data" / "ytvos" / "JPEGImages").iterdir()) == [
         "synth_00000",
@@ -98,24 +88,37 @@ def test_tiny_pipeline_runs_and_reruns_only_stale_jobs(tmp_path):
     assert metrics["provenance"]["config"]["track"]["grid"] == 8
     assert "wrote" in (tmp_path / "results" / "logs" / "track_shard" / "00000.log").read_text()
 
-    run = ds / "train" / "main"
+    run = ds / "train" / "mosic_s0"
     with open(run / "metrics.csv") as f:
         assert len(f.read().strip().splitlines()) == 1 + 2  # header + 2 steps (6 clips, 2 ranks x 2 clips, 2 epochs)
     assert json.loads((run / "final.json").read_text())["steps"] == 2
-    train_log = (tmp_path / "results" / "logs" / "train.log").read_text()
+    train_log = (tmp_path / "results" / "logs" / "train" / "mosic_s0.log").read_text()
     assert "over 2 process(es)" in train_log
     from mosic.train.export import load_exported
 
     assert load_exported(run / "backbone.safetensors").num_features == 64
+    control = json.loads((ds / "train" / "static_s0" / "backbone.safetensors.json").read_text())["meta"]
+    assert control["config"]["track_source"] == "static" and control["config"]["seed"] == 0
 
     table = pd.read_csv(tmp_path / "results" / "eval" / "table.csv")
-    assert set(table["model"]) == {"start", "main"}
+    assert set(table["model"]) == {"start_s0", "mosic_s0", "static_s0"}
     assert set(table["protocol"]) == {"linear", "clustering", "hummingbird", "videoseg"}
-    assert table[table["model"] == "start"]["delta"].abs().max() == 0
+    assert table[table["model"] == "start_s0"]["delta"].abs().max() == 0
+    summary = pd.read_csv(tmp_path / "results" / "eval" / "summary.csv")
+    assert set(summary["variant"]) == {"start", "mosic", "static"} and set(summary["seeds"]) == {1}
     assert (tmp_path / "results" / "eval" / "deltas.png").stat().st_size > 1000
     assert (tmp_path / "results" / "eval" / "examples.png").stat().st_size > 1000  # image | GT | predictions
-    result = json.loads((tmp_path / "results" / "eval" / "main" / "linear" / "synthetic.json").read_text())
+    result = json.loads((tmp_path / "results" / "eval" / "mosic_s0" / "linear" / "synthetic.json").read_text())
     assert result["provenance"]["git_sha"] and 0 <= result["metrics"]["miou"] <= 1
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
+    tmp_path = tiny_pipeline
+    ds = tmp_path / "results" / "synthetic"
+    shards = sorted((ds / "tracks").glob("shard_*.zarr"))
+    from mosic.store import verify_shard
 
     # Nothing to do on a second run.
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(TINY))
@@ -129,6 +132,26 @@ def test_tiny_pipeline_runs_and_reruns_only_stale_jobs(tmp_path):
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
     out = res.stdout + res.stderr
     assert "rule evaluate" in out and "rule eval_table" in out and "rule train" not in out
+
+    # A training setting reruns training onwards, not tracking.
+    tiny = yaml.safe_load(TINY.read_text())
+    tiny["train"]["lr_head"] = 0.002
+    over.write_text(yaml.safe_dump(tiny))
+    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0
+    assert "rule train" in out and "rule evaluate" in out and "rule eval_table" in out
+    assert "rule track_shard" not in out and "rule index" not in out
+
+    # Another seed trains only the new runs; the existing ones are kept.
+    tiny = yaml.safe_load(TINY.read_text())
+    tiny["runs"]["seeds"] = [0, 1]
+    over.write_text(yaml.safe_dump(tiny))
+    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
+    out = res.stdout + res.stderr
+    assert res.returncode == 0
+    assert "variant=mosic, seed=1" in out.replace("seed=1, variant=mosic", "variant=mosic, seed=1")
+    assert "seed=0" not in out and "rule track_shard" not in out
 
     # A clip setting reruns the index, not the data generation.
     tiny = yaml.safe_load(TINY.read_text())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -151,56 +152,104 @@ def _headline(protocol: str, metrics: dict[str, Any]) -> dict[str, float]:
     return {"miou": float(metrics["miou"])}
 
 
+def split_model_name(name: str) -> tuple[str, int | None]:
+    """``mosic_s1`` -> (``mosic``, 1); a name without a seed suffix -> (name, None)."""
+    m = re.fullmatch(r"(.+)_s(\d+)", name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
+
+
 def aggregate(result_paths: list[str | Path], out_dir: str | Path, *, baseline: str = "start") -> pd.DataFrame:
-    """Gather result JSONs into ``table.csv`` / ``table.parquet`` with deltas against `baseline`; plot them.
+    """Gather result JSONs into tables with deltas against the starting backbone of the same seed; plot them.
+
+    Models are named ``<variant>_s<seed>`` (``start_s0``, ``mosic_s0``, ``shuffled_s1``, ...) or carry no seed.
+    Writes ``table.csv`` / ``table.parquet`` (one row per model and metric), ``summary.csv`` (per variant: mean
+    and standard deviation over seeds of the value and of the delta), ``deltas.png`` and ``examples.png``.
 
     Returns:
-        The long table: ``protocol, dataset, metric, model, value, delta`` (delta = value − baseline's value).
+        The long table: ``protocol, dataset, metric, model, variant, seed, value, delta``, where delta = value −
+        the value of ``<baseline>_s<seed>`` (or of ``baseline`` for models without a seed).
     """
     rows = []
     for path in result_paths:
         r = json.loads(Path(path).read_text())
+        variant, seed = split_model_name(r["model"])
         for metric, value in _headline(r["protocol"], r["metrics"]).items():
             rows.append({"protocol": r["protocol"], "dataset": r["dataset"], "metric": metric, "model": r["model"],
-                         "value": value})  # fmt: skip
-    table = pd.DataFrame(rows, columns=["protocol", "dataset", "metric", "model", "value"])
+                         "variant": variant, "seed": seed, "value": value})  # fmt: skip
+    columns = ["protocol", "dataset", "metric", "model", "variant", "seed", "value"]
+    table = pd.DataFrame(rows, columns=columns).astype({"seed": "Int64"})
     keys = ["protocol", "dataset", "metric"]
-    base = table[table["model"] == baseline].set_index(keys)["value"]
-    table["delta"] = [v - base.get(tuple(k), np.nan) for k, v in zip(table[keys].values, table["value"], strict=True)]
-    table = table.sort_values([*keys, "model"]).reset_index(drop=True)
+    base = {
+        (*k, None if pd.isna(s) else int(s)): v
+        for k, s, v in zip(
+            table.loc[table["variant"] == baseline, keys].itertuples(index=False, name=None),
+            table.loc[table["variant"] == baseline, "seed"],
+            table.loc[table["variant"] == baseline, "value"],
+            strict=True,
+        )
+    }
+    table["delta"] = [
+        v - base.get((*k, None if pd.isna(s) else int(s)), np.nan)
+        for k, s, v in zip(table[keys].itertuples(index=False, name=None), table["seed"], table["value"], strict=True)
+    ]
+    table = table.sort_values([*keys, "variant", "seed"]).reset_index(drop=True)
+    summary = (
+        table.groupby([*keys, "variant"], sort=True)
+        .agg(
+            seeds=("value", "size"),
+            mean=("value", "mean"),
+            std=("value", "std"),
+            delta_mean=("delta", "mean"),
+            delta_std=("delta", "std"),
+        )
+        .reset_index()
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "table.csv", index=False)
     table.to_parquet(out_dir / "table.parquet", index=False)
+    summary.to_csv(out_dir / "summary.csv", index=False)
     plot_deltas(table, out_dir / "deltas.png", baseline=baseline)
-    examples = {}  # model -> its Hummingbird predictions of a few images
+    examples = {}  # model -> its Hummingbird predictions of a few images (the lowest seed's models)
+    first_seed = table["seed"].min() if table["seed"].notna().any() else None
     for p in map(Path, result_paths):
         if p.with_suffix(".examples.npz").exists():
-            examples[json.loads(p.read_text())["model"]] = p.with_suffix(".examples.npz")
+            model = json.loads(p.read_text())["model"]
+            variant, seed = split_model_name(model)
+            if seed is None or seed == first_seed:
+                examples[variant] = p.with_suffix(".examples.npz")
     if examples:
         plot_examples(examples, out_dir / "examples.png", baseline=baseline)
     return table
 
 
 def plot_deltas(table: pd.DataFrame, path: str | Path, *, baseline: str = "start") -> None:
-    """Bar chart of each model's mIoU change against the starting backbone, per protocol and metric."""
+    """Each variant's mIoU change against its starting backbone per protocol and metric: the mean over seeds
+    as a bar, each seed as a dot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    others = table[table["model"] != baseline]
+    others = table[table["variant"] != baseline]
     labels = sorted({f"{p}\n{m}" for p, m in zip(others["protocol"], others["metric"], strict=True)})
-    models = sorted(others["model"].unique())
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels) + 1), 3.2))
-    width = 0.8 / max(len(models), 1)
-    for j, model in enumerate(models):
-        sub = others[others["model"] == model]
-        d = {f"{p}\n{m}": v for p, m, v in zip(sub["protocol"], sub["metric"], sub["delta"], strict=True)}
-        ax.bar(np.arange(len(labels)) + j * width, [100 * d.get(lab, np.nan) for lab in labels], width, label=model)
+    variants = sorted(others["variant"].unique(), key=lambda v: (v != "mosic", v))
+    fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(labels) + 1), 3.4))
+    width = 0.8 / max(len(variants), 1)
+    for j, variant in enumerate(variants):
+        sub = others[others["variant"] == variant]
+        x = np.arange(len(labels)) + j * width
+        per_label = [
+            100 * sub.loc[(sub["protocol"] + "\n" + sub["metric"]) == lab, "delta"].to_numpy() for lab in labels
+        ]
+        means = [d.mean() if len(d) else np.nan for d in per_label]
+        ax.bar(x, means, width, label=variant)
+        for xi, d in zip(x, per_label, strict=True):
+            ax.plot([xi] * len(d), d, "o", color="black", markersize=2.5, zorder=3)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(np.arange(len(labels)) + width * (len(models) - 1) / 2, labels, fontsize=8)
+    ax.set_xticks(np.arange(len(labels)) + width * (len(variants) - 1) / 2, labels, fontsize=8)
     ax.set_ylabel(f"mIoU change vs {baseline} (points)")
+    ax.set_title("bars: mean over seeds; dots: each seed", fontsize=8)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
