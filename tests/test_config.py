@@ -4,6 +4,7 @@ import copy
 import re
 
 import pytest
+import yaml
 
 from mosic.config import ClipsConfig, Config, ConfigError, config_hash, parse_config, section_from_dict, to_dict
 
@@ -151,3 +152,18 @@ def test_runs_section_is_checked(default_config_dict, runs, message):
 def test_runs_controls_may_be_empty(default_config_dict):
     default_config_dict["runs"] = {"seeds": [0], "controls": []}
     assert parse_config(default_config_dict).runs.controls == []
+
+
+def test_pretrained_config_merges_over_the_demo(default_config_dict, repo):
+    """configs/pretrained.yaml (the published setting) is valid merged over config.yaml, as --configfile does."""
+    over = yaml.safe_load((repo / "configs" / "pretrained.yaml").read_text())
+    merged = copy.deepcopy(default_config_dict)
+    for section, values in over.items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                merged[section][key].update(value)
+            else:
+                merged[section][key] = value
+    cfg = parse_config(merged)
+    assert cfg.train.pretrained and cfg.train.model == "vit_small_patch14_dinov2.lvd142m"
+    assert cfg.train.input_size % 14 == 0 and cfg.evaluate.hummingbird.input_size % 14 == 0
