@@ -7,7 +7,7 @@ import sys
 sys.path.insert(0, workflow.basedir)
 # Jobs import the workflow's own `mosic` package whether or not it is installed (e.g. in --sdm conda envs,
 # which hold only third-party packages); SLURM jobs re-parse this file and set it again.
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
 from mosic.config import ConfigError, parse_config, run_train_config, to_dict
 
