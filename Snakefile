@@ -15,11 +15,16 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# `snakemake --report report.html`: this description, then the outputs marked with report() in the rules.
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/track.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -31,3 +36,4 @@ rule all:
         tracking_metrics=f"{DS}/tracking_metrics.json" if CFG.dataset.kind == "synthetic" else [],
         backbones=[f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS],
         eval_table=f"{EVAL_DIR}/table.csv" if PROTOCOLS_ON else [],
+        report_figures=REPORT_OUTPUTS,

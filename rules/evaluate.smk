@@ -44,8 +44,35 @@ rule eval_table:
         results=EVAL_RESULTS,
         code=sources("evaluate/run.py"),
     output:
-        table=f"{EVAL_DIR}/table.csv",
-        plot=f"{EVAL_DIR}/deltas.png",
+        table=report(
+            f"{EVAL_DIR}/table.csv",
+            caption="../report/eval_table.rst",
+            category="3 Evaluation",
+            subcategory="tables",
+        ),
+        summary=report(
+            f"{EVAL_DIR}/summary.csv",
+            caption="../report/eval_summary.rst",
+            category="3 Evaluation",
+            subcategory="tables",
+        ),
+        plot=report(
+            f"{EVAL_DIR}/deltas.png",
+            caption="../report/deltas.rst",
+            category="3 Evaluation",
+            subcategory="figures",
+        ),
+        # aggregate() draws the examples from the Hummingbird predictions, so only when that protocol runs.
+        examples=(
+            report(
+                f"{EVAL_DIR}/examples.png",
+                caption="../report/examples.rst",
+                category="3 Evaluation",
+                subcategory="figures",
+            )
+            if CFG.evaluate.hummingbird.enabled
+            else []
+        ),
     log:
         f"{LOGS}/eval_table.log",
     conda:
