@@ -37,6 +37,9 @@ rule train:
     threads: max(1, CFG.train.cpu_processes)
     resources:
         gpu=CFG.train.gpus,
+        # More than one node: see profiles/slurm/profile.yaml (mpi="srun", tasks, tasks_per_gpu=0); mosic.launch
+        # then starts one torchrun per node with a c10d rendezvous.
+        nodes=1,
     params:
         # Only this run's own settings: adding a seed or a control never reruns the others.
         train_cfg=lambda wc: json.dumps(run_section(wc.variant, wc.seed)),
@@ -44,5 +47,6 @@ rule train:
         # Snakemake clamps resources.gpu to --resources gpu=...; use the clamped count, or gloo ranks on CPU.
         nproc=lambda wc, resources: resources.gpu if resources.gpu > 0 else CFG.train.cpu_processes,
     shell:
-        "OMP_NUM_THREADS={threads} python -m mosic.gpu_slots {resources.gpu} -- torchrun --standalone --nnodes=1 --nproc-per-node={params.nproc} "
+        "OMP_NUM_THREADS={threads} python -m mosic.gpu_slots {resources.gpu} -- "
+        "python -m mosic.launch --nproc {params.nproc} --nodes {resources.nodes} -- "
         "{input.script} --train-config {params.train_cfg:q} --out {params.out} {input.shards} > {log} 2>&1"

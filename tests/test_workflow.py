@@ -131,7 +131,8 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     over.write_text(yaml.safe_dump(tiny))
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
     out = res.stdout + res.stderr
-    assert "rule evaluate" in out and "rule eval_table" in out and "rule train" not in out
+    assert "rule evaluate" in out and "rule eval_table" in out and "rule evaluation_tables" in out
+    assert "rule train" not in out and "rule training_curves" not in out and "rule track_shard" not in out
 
     # A training setting reruns training onwards, not tracking.
     tiny = yaml.safe_load(TINY.read_text())
@@ -141,6 +142,7 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     out = res.stdout + res.stderr
     assert res.returncode == 0
     assert "rule train" in out and "rule evaluate" in out and "rule eval_table" in out
+    assert "rule training_curves" in out and "rule clip_animations" in out
     assert "rule track_shard" not in out and "rule index" not in out
 
     # Another seed trains only the new runs; the existing ones are kept.
