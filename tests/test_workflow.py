@@ -124,53 +124,43 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(TINY))
     assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr
 
-    # An evaluation setting reruns only evaluation and the table.
-    over = tmp_path / "over.yaml"
-    tiny = yaml.safe_load(TINY.read_text())
-    tiny["evaluate"]["hummingbird"]["k"] = 3
-    over.write_text(yaml.safe_dump(tiny))
-    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
-    out = res.stdout + res.stderr
-    assert "rule evaluate" in out and "rule eval_table" in out and "rule evaluation_tables" in out
-    assert "rule train" not in out and "rule training_curves" not in out and "rule track_shard" not in out
+    def dry_run_with(section: str, key: str, value) -> str:
+        """Jobs a dry run lists with one tiny-config key changed (`rule <name>:` lines name them)."""
+        tiny = yaml.safe_load(TINY.read_text())
+        block = tiny.setdefault(section, {})
+        if isinstance(value, dict):
+            block.setdefault(key, {}).update(value)  # one nested key, the others as in the tiny config
+        else:
+            block[key] = value
+        over = tmp_path / "over.yaml"
+        over.write_text(yaml.safe_dump(tiny))
+        res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
+        assert res.returncode == 0, res.stderr[-3000:]
+        return res.stdout + res.stderr
+
+    # An evaluation setting reruns only evaluation and the tables.
+    out = dry_run_with("evaluate", "hummingbird", {"k": 3})
+    assert "rule evaluate:" in out and "rule eval_table:" in out and "rule evaluation_tables:" in out
+    assert "rule train:" not in out and "rule training_curves:" not in out and "rule track_shard:" not in out
 
     # A training setting reruns training onwards, not tracking.
-    tiny = yaml.safe_load(TINY.read_text())
-    tiny["train"]["lr_head"] = 0.002
-    over.write_text(yaml.safe_dump(tiny))
-    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
-    out = res.stdout + res.stderr
-    assert res.returncode == 0
-    assert "rule train" in out and "rule evaluate" in out and "rule eval_table" in out
-    assert "rule training_curves" in out and "rule clip_animations" in out
-    assert "rule track_shard" not in out and "rule index" not in out
+    out = dry_run_with("train", "lr_head", 0.002)
+    assert "rule train:" in out and "rule evaluate:" in out and "rule eval_table:" in out
+    assert "rule training_curves:" in out and "rule clip_animations:" in out
+    assert "rule track_shard:" not in out and "rule index:" not in out
 
     # Another seed trains only the new runs; the existing ones are kept.
-    tiny = yaml.safe_load(TINY.read_text())
-    tiny["runs"]["seeds"] = [0, 1]
-    over.write_text(yaml.safe_dump(tiny))
-    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
-    out = res.stdout + res.stderr
-    assert res.returncode == 0
+    out = dry_run_with("runs", "seeds", [0, 1])
     assert "variant=mosic, seed=1" in out.replace("seed=1, variant=mosic", "variant=mosic, seed=1")
-    assert "seed=0" not in out and "rule track_shard" not in out
+    assert "seed=0" not in out and "rule track_shard:" not in out
 
     # A clip setting reruns the index, not the data generation.
-    tiny = yaml.safe_load(TINY.read_text())
-    tiny["clips"]["step"] = 3
-    over.write_text(yaml.safe_dump(tiny))
-    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
-    out = res.stdout + res.stderr
-    assert res.returncode == 0
-    assert "rule index" in out and "rule synthetic_data" not in out
+    out = dry_run_with("clips", "step", 3)
+    assert "rule index:" in out and "rule synthetic_data:" not in out
 
     # A tracker setting reruns tracking onwards, not the index.
-    tiny = yaml.safe_load(TINY.read_text())
-    tiny["track"]["lk"] = {"fb_threshold": 2.0}
-    over.write_text(yaml.safe_dump(tiny))
-    res = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(over))
-    out = res.stdout + res.stderr
-    assert "rule track_shard" in out and "rule tracking_metrics" in out and "rule index" not in out
+    out = dry_run_with("track", "lk", {"fb_threshold": 2.0})
+    assert "rule track_shard:" in out and "rule tracking_metrics:" in out and "rule index:" not in out
 
     # Deleting one shard recreates only that shard (and the metrics that read it).
     shutil.rmtree(shards[1])

@@ -298,6 +298,12 @@ def train(
 
     store = TrackStore(list(shard_paths))
     dataset = build_dataset(store, cfg, preset)
+    if cfg.batch_size % world:
+        raise ValueError(
+            f"train.batch_size ({cfg.batch_size}) is not a multiple of the {world} training processes (with "
+            "--resources gpu=N Snakemake lowers the train rule's GPUs to N): choose a batch size or a GPU count "
+            "that divides it"
+        )
     per_rank = cfg.batch_size // world
     loader, sampler = make_loader(
         dataset, batch_size_per_rank=per_rank, workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world

@@ -164,3 +164,11 @@ def test_changed_config_starts_afresh_and_keeps_old_checkpoints(tmp_path, shards
     assert result["steps"] == len(first) and len(losses(run)) == len(first)  # a full new run, not a resume
     assert list((run / "checkpoints.old").glob("step_*.safetensors"))
     assert (run / "initial_backbone.safetensors").exists() and (run / "initial_backbone.safetensors.json").exists()
+
+
+def test_batch_not_divisible_by_processes_fails_before_training(tmp_path, shards, monkeypatch):
+    """A clamped GPU count (--resources gpu=3 with batch 4) stops with a message instead of a silent batch of 3."""
+    monkeypatch.setattr(loop.distributed, "world_size", lambda: 3)
+    with pytest.raises(ValueError, match=r"train.batch_size \(4\) is not a multiple of the 3 training processes"):
+        loop.train(tiny_cfg(), shards, tmp_path / "run", provenance=PROV)
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
