@@ -4,8 +4,8 @@ import base64
 import json
 
 import pytest
-from conftest import TINY_CONFIG, run_snakemake
 from PIL import Image
+from snakemake_runner import TINY_CONFIG, run_snakemake
 
 # path in the report -> (category, subcategory, mime type, a phrase of its rendered caption)
 ITEMS = {
