@@ -33,6 +33,8 @@ __all__ = [
     "RunsConfig",
     "CONTROLS",
     "run_train_config",
+    "evaluate_job_section",
+    "PROTOCOLS",
     "ImageDatasetConfig",
     "VideoDatasetConfig",
     "LinearConfig",
@@ -59,9 +61,15 @@ def _field(
     gt: float | None = None,
     lt: float | None = None,
     allow_empty: bool = False,
+    job_optional: bool = False,
 ) -> Any:
-    """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt/lt)."""
-    return field(metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty})
+    """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt/lt).
+
+    `job_optional`: required in config.yaml, but the section a job receives may leave it out (it is then None):
+    an evaluation job gets only its own protocol's settings, so editing another protocol never reruns it.
+    """
+    meta = {"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty}
+    return field(metadata={**meta, "job_optional": job_optional})
 
 
 def _per_run(doc: str, default: Any) -> Any:
@@ -359,10 +367,10 @@ class EvaluateConfig:
     seed: int = _field("Seed of every random draw in evaluation.", ge=0)
     image_dataset: ImageDatasetConfig = _field("Image segmentation set.")
     video_dataset: VideoDatasetConfig = _field("Video segmentation set.")
-    linear: LinearConfig = _field("Linear probe.")
-    clustering: ClusteringConfig = _field("Clustering.")
-    hummingbird: HummingbirdConfig = _field("Hummingbird retrieval.")
-    videoseg: VideoSegConfig = _field("Video segmentation.")
+    linear: LinearConfig = _field("Linear probe.", job_optional=True)
+    clustering: ClusteringConfig = _field("Clustering.", job_optional=True)
+    hummingbird: HummingbirdConfig = _field("Hummingbird retrieval.", job_optional=True)
+    videoseg: VideoSegConfig = _field("Video segmentation.", job_optional=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -452,7 +460,7 @@ def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: boo
         raise ConfigError(
             f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(prefix + k for k in fields)}"
         )
-    missing = [k for k in fields if k not in data]
+    missing = [k for k, f in fields.items() if k not in data and not (run and f.metadata.get("job_optional"))]
     if missing:
         f = fields[missing[0]]
         raise ConfigError(
@@ -460,7 +468,8 @@ def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: boo
             f"{_type_name(hints[missing[0]])})"
         )
     values = {
-        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata), run) for name, f in fields.items()
+        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata), run) if name in data else None
+        for name, f in fields.items()
     }
     return cls(**values)
 
@@ -547,6 +556,16 @@ def section_from_dict(cls: type, data: dict[str, Any], name: str = "") -> Any:
     A training section (from :func:`run_train_config`) carries the run's own seed and track source.
     """
     return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "", run=True)
+
+
+PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg")
+
+
+def evaluate_job_section(cfg: Config, protocol: str) -> dict[str, Any]:
+    """The evaluate section an evaluation job receives: the shared keys and only its own protocol's settings."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {protocol!r}; accepted values: {', '.join(map(repr, PROTOCOLS))}")
+    return {k: v for k, v in to_dict(cfg.evaluate).items() if k == protocol or k not in PROTOCOLS}
 
 
 def run_train_config(cfg: Config, variant: str, seed: int) -> TrainConfig:

@@ -9,7 +9,7 @@ sys.path.insert(0, workflow.basedir)
 # which hold only third-party packages); SLURM jobs re-parse this file and set it again.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
-from mosic.config import ConfigError, parse_config, run_train_config, to_dict
+from mosic.config import PROTOCOLS, ConfigError, evaluate_job_section, parse_config, run_train_config, to_dict
 
 try:
     CFG = parse_config(config)
@@ -37,7 +37,7 @@ MODELS = {f"start_s{s}": f"{TRAIN_ROOT}/mosic_s{s}/initial_backbone.safetensors"
     run: f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS
 }
 _EV = CFG.evaluate
-PROTOCOLS_ON = [p for p in ("linear", "clustering", "hummingbird", "videoseg") if getattr(_EV, p).enabled]
+PROTOCOLS_ON = [p for p in PROTOCOLS if getattr(_EV, p).enabled]
 EVAL_DATASET = {p: _EV.image_dataset.kind for p in ("linear", "clustering", "hummingbird")} | {
     "videoseg": _EV.video_dataset.kind
 }

@@ -30,7 +30,8 @@ rule evaluate:
     resources:
         gpu=1 if CFG.train.gpus > 0 else 0,
     params:
-        evaluate_cfg=section("evaluate"),
+        # The shared evaluate keys and this protocol's own settings: editing another protocol never reruns it.
+        evaluate_cfg=lambda wc: evaluate_job_section(CFG, wc.protocol),
         image_root=EVAL_IMAGE_ROOT,
         video_root=EVAL_VIDEO_ROOT,
         cache=f"{EVAL_DIR}/cache",

@@ -167,3 +167,20 @@ def test_pretrained_config_merges_over_the_demo(default_config_dict, repo):
     cfg = parse_config(merged)
     assert cfg.train.pretrained and cfg.train.model == "vit_small_patch14_dinov2.lvd142m"
     assert cfg.train.input_size % 14 == 0 and cfg.evaluate.hummingbird.input_size % 14 == 0
+
+
+def test_evaluation_job_gets_only_its_protocol(default_config_dict):
+    from mosic.config import EvaluateConfig, evaluate_job_section
+
+    cfg = parse_config(default_config_dict)
+    job = evaluate_job_section(cfg, "hummingbird")
+    assert "hummingbird" in job and not {"linear", "clustering", "videoseg"} & set(job)
+    rebuilt = section_from_dict(EvaluateConfig, job, "evaluate")
+    assert rebuilt.hummingbird == cfg.evaluate.hummingbird and rebuilt.linear is None
+    assert rebuilt.seed == cfg.evaluate.seed and rebuilt.image_dataset == cfg.evaluate.image_dataset
+    # config.yaml itself must still hold every protocol.
+    del default_config_dict["evaluate"]["linear"]
+    with pytest.raises(ConfigError, match="missing config key 'evaluate.linear'"):
+        parse_config(default_config_dict)
+    with pytest.raises(ConfigError, match="unknown protocol 'knn'"):
+        evaluate_job_section(cfg, "knn")

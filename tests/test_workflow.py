@@ -138,9 +138,10 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
         assert res.returncode == 0, res.stderr[-3000:]
         return res.stdout + res.stderr
 
-    # An evaluation setting reruns only evaluation and the tables.
+    # An evaluation setting reruns only that protocol's evaluations and the tables.
     out = dry_run_with("evaluate", "hummingbird", {"k": 3})
     assert "rule evaluate:" in out and "rule eval_table:" in out and "rule evaluation_tables:" in out
+    assert "protocol=hummingbird" in out and "protocol=linear" not in out and "protocol=videoseg" not in out
     assert "rule train:" not in out and "rule training_curves:" not in out and "rule track_shard:" not in out
 
     # A training setting reruns training onwards, not tracking.

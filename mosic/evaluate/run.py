@@ -70,9 +70,8 @@ def run_protocol(
         cache_dir: where features are cached per (model, dataset, resolution).
     """
     device = _device(cfg)
-    size = {"hummingbird": cfg.hummingbird.input_size, "videoseg": cfg.videoseg.input_size}.get(
-        protocol, cfg.input_size
-    )
+    # The job's config holds only this protocol's settings (the other protocol sections are None).
+    size = getattr(cfg, protocol).input_size if protocol in ("hummingbird", "videoseg") else cfg.input_size
     backbone = load_model(model, input_size=size)
     std = _HB_PARITY_STD if protocol == "hummingbird" and cfg.parity else (0.229, 0.224, 0.225)
     extractor = FeatureExtractor(backbone, input_size=size, std=std, device=device, batch_size=cfg.batch_size)
