@@ -1,6 +1,7 @@
 """The Snakemake workflow: dry runs, config errors at parse time, and a tiny real run of the data stage."""
 
 import json
+import re
 import shutil
 
 import pandas as pd
@@ -170,3 +171,20 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     assert verify_shard(shards[1]) == []
     out = res.stdout + res.stderr
     assert "wildcards: shard=00001" in out and "shard=00000" not in out and "rule index" not in out
+
+
+def test_gpu_rules_declare_their_gpus(tmp_path):
+    """With --resources gpu=8, tracking shards ask one GPU each (CoTracker3), training train.gpus, evaluation one."""
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text(yaml.safe_dump({"track": {"tracker": "cotracker3"}, "train": {"gpus": 4}}))
+    res = snakemake(tmp_path, "-n", "--cores", "8", "--resources", "gpu=8", "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = re.split(r"\n(?=rule |localrule )", res.stdout + res.stderr)
+    gpus = {}
+    for job in jobs:
+        name = re.match(r"(?:local)?rule (\w+):", job)
+        found = re.search(r"resources: .*?\bgpu=(\d+)", job)
+        if name and found:
+            gpus.setdefault(name.group(1), set()).add(int(found.group(1)))
+    assert gpus["track_shard"] == {1} and gpus["train"] == {4} and gpus["evaluate"] == {1}
+    assert gpus.get("index", {0}) == {0} and gpus.get("synthetic_data", {0}) == {0}
