@@ -63,3 +63,15 @@ def test_report_html(tiny_pipeline):
     # The gallery page shows the GIFs inline.
     gallery = base64.b64decode(results["results/report/clips/clips.html"]["data_uri"].split("base64,", 1)[1])
     assert gallery.decode().count("data:image/gif;base64,") == 3
+
+
+def test_report_needs_only_the_main_install():
+    """`snakemake --report` imports pygments, which Snakemake does not install: mosic must depend on it itself."""
+    import re
+    import tomllib
+
+    from snakemake_runner import REPO
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.match(r"[A-Za-z0-9_.\-]+", d).group(0).lower() for d in deps}
+    assert "pygments" in names
