@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ __all__ = [
     "RunsConfig",
     "CONTROLS",
     "run_train_config",
+    "run_name",
+    "split_run_name",
     "evaluate_job_section",
     "PROTOCOLS",
     "ImageDatasetConfig",
@@ -68,8 +71,10 @@ def _field(
     `job_optional`: required in config.yaml, but the section a job receives may leave it out (it is then None):
     an evaluation job gets only its own protocol's settings, so editing another protocol never reruns it.
     """
-    meta = {"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty}
-    return field(metadata={**meta, "job_optional": job_optional})
+    return field(
+        metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty,
+                  "job_optional": job_optional}
+    )  # fmt: skip
 
 
 def _per_run(doc: str, default: Any) -> Any:
@@ -261,7 +266,8 @@ class TrainConfig:
     )
 
 
-CONTROLS = ("shuffled", "static")
+Control = Literal["shuffled", "static"]
+CONTROLS: tuple[str, ...] = typing.get_args(Control)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -269,7 +275,7 @@ class RunsConfig:
     """The training runs compared in the evaluation: the tracked run and its controls, once per seed."""
 
     seeds: list[int] = _field("Seeds; every variant is trained once per seed (train.seed of the run).", ge=0)
-    controls: list[Literal["shuffled", "static"]] = _field(
+    controls: list[Control] = _field(
         "Controls trained beside the tracked run with the same settings: shuffled (targets from random other "
         "points), static (points stay where they were at frame 0). [] = none.",
         allow_empty=True,
@@ -566,6 +572,17 @@ def evaluate_job_section(cfg: Config, protocol: str) -> dict[str, Any]:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; accepted values: {', '.join(map(repr, PROTOCOLS))}")
     return {k: v for k, v in to_dict(cfg.evaluate).items() if k == protocol or k not in PROTOCOLS}
+
+
+def run_name(variant: str, seed: int) -> str:
+    """The name of a training run and of its evaluated model: ``mosic_s0``, ``static_s1``, ``start_s0``."""
+    return f"{variant}_s{seed}"
+
+
+def split_run_name(name: str) -> tuple[str, int | None]:
+    """Inverse of :func:`run_name`: ``mosic_s1`` -> (``mosic``, 1); a name without a seed -> (name, None)."""
+    m = re.fullmatch(r"(.+)_s(\d+)", name)
+    return (m.group(1), int(m.group(2))) if m else (name, None)
 
 
 def run_train_config(cfg: Config, variant: str, seed: int) -> TrainConfig:

@@ -9,7 +9,15 @@ sys.path.insert(0, workflow.basedir)
 # which hold only third-party packages); SLURM jobs re-parse this file and set it again.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
-from mosic.config import PROTOCOLS, ConfigError, evaluate_job_section, parse_config, run_train_config, to_dict
+from mosic.config import (
+    PROTOCOLS,
+    ConfigError,
+    evaluate_job_section,
+    parse_config,
+    run_name,
+    run_train_config,
+    to_dict,
+)
 
 try:
     CFG = parse_config(config)
@@ -28,14 +36,14 @@ TRACK_DIR = f"{DS}/tracks"
 SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)]
 # One training run per variant and seed: `mosic` (the tracker's tracks) and each control (runs.controls).
 VARIANTS = ["mosic", *CFG.runs.controls]
-RUNS = [f"{v}_s{s}" for s in CFG.runs.seeds for v in VARIANTS]
+RUNS = [run_name(v, s) for s in CFG.runs.seeds for v in VARIANTS]
 TRAIN_ROOT = f"{DS}/train"
 EVAL_DIR = f"{OUT}/eval"
 # Evaluated side by side: each seed's starting backbone (exported by its mosic run as training begins;
 # the controls of a seed start from the same weights) and every trained run.
-MODELS = {f"start_s{s}": f"{TRAIN_ROOT}/mosic_s{s}/initial_backbone.safetensors" for s in CFG.runs.seeds} | {
-    run: f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS
-}
+MODELS = {
+    run_name("start", s): f"{TRAIN_ROOT}/{run_name('mosic', s)}/initial_backbone.safetensors" for s in CFG.runs.seeds
+} | {run: f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS}
 _EV = CFG.evaluate
 PROTOCOLS_ON = [p for p in PROTOCOLS if getattr(_EV, p).enabled]
 EVAL_DATASET = {p: _EV.image_dataset.kind for p in ("linear", "clustering", "hummingbird")} | {

@@ -3,7 +3,8 @@ the evaluation tables as a page, and a few clips animated with their tracks and 
 
 REPORT_DIR = f"{OUT}/report"
 REPORT_CLIPS = 3  # clips animated for the report, taken from the first shard
-REPORT_SEED = CFG.runs.seeds[0]  # the clip animations compare this seed's starting and trained mosic backbones
+# The clip animations compare the first seed's starting and trained mosic backbones.
+REPORT_START, REPORT_TRAINED = run_name("start", CFG.runs.seeds[0]), run_name("mosic", CFG.runs.seeds[0])
 REPORT_OUTPUTS = [
     f"{REPORT_DIR}/training_loss.png",
     f"{REPORT_DIR}/cluster_entropy.png",
@@ -87,8 +88,8 @@ rule clip_animations:
     """GIFs of a few cached clips: tracked points | cluster map of the starting backbone | of the trained one."""
     input:
         shards=SHARDS,
-        start=MODELS[f"start_s{REPORT_SEED}"],
-        trained=MODELS[f"mosic_s{REPORT_SEED}"],
+        start=MODELS[REPORT_START],
+        trained=MODELS[REPORT_TRAINED],
         code=sources(
             "report/__init__.py",
             "report/clips.py",
@@ -116,8 +117,8 @@ rule clip_animations:
     conda:
         "../envs/train.yaml"
     params:
-        start_name=f"start_s{REPORT_SEED}",
-        trained_name=f"mosic_s{REPORT_SEED}",
+        start_name=REPORT_START,
+        trained_name=REPORT_TRAINED,
         k=6,
         # The video segmentation protocol's resolution: the same clip-level K-means view of the features.
         input_size=CFG.evaluate.videoseg.input_size,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mosic.config import EvaluateConfig, to_dict
+from mosic.config import EvaluateConfig, split_run_name, to_dict
 from mosic.evaluate.datasets import image_dataset, video_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
 
@@ -151,12 +150,6 @@ def _headline(protocol: str, metrics: dict[str, Any]) -> dict[str, float]:
     return {"miou": float(metrics["miou"])}
 
 
-def split_model_name(name: str) -> tuple[str, int | None]:
-    """``mosic_s1`` -> (``mosic``, 1); a name without a seed suffix -> (name, None)."""
-    m = re.fullmatch(r"(.+)_s(\d+)", name)
-    return (m.group(1), int(m.group(2))) if m else (name, None)
-
-
 def aggregate(result_paths: list[str | Path], out_dir: str | Path, *, baseline: str = "start") -> pd.DataFrame:
     """Gather result JSONs into tables with deltas against the starting backbone of the same seed; plot them.
 
@@ -171,26 +164,17 @@ def aggregate(result_paths: list[str | Path], out_dir: str | Path, *, baseline: 
     rows = []
     for path in result_paths:
         r = json.loads(Path(path).read_text())
-        variant, seed = split_model_name(r["model"])
+        variant, seed = split_run_name(r["model"])
         for metric, value in _headline(r["protocol"], r["metrics"]).items():
             rows.append({"protocol": r["protocol"], "dataset": r["dataset"], "metric": metric, "model": r["model"],
                          "variant": variant, "seed": seed, "value": value})  # fmt: skip
     columns = ["protocol", "dataset", "metric", "model", "variant", "seed", "value"]
     table = pd.DataFrame(rows, columns=columns).astype({"seed": "Int64"})
     keys = ["protocol", "dataset", "metric"]
-    base = {
-        (*k, None if pd.isna(s) else int(s)): v
-        for k, s, v in zip(
-            table.loc[table["variant"] == baseline, keys].itertuples(index=False, name=None),
-            table.loc[table["variant"] == baseline, "seed"],
-            table.loc[table["variant"] == baseline, "value"],
-            strict=True,
-        )
-    }
-    table["delta"] = [
-        v - base.get((*k, None if pd.isna(s) else int(s)), np.nan)
-        for k, s, v in zip(table[keys].itertuples(index=False, name=None), table["seed"], table["value"], strict=True)
-    ]
+    # Each row's baseline: the same metric of the start of the same seed (missing seeds match each other).
+    base = table.loc[table["variant"] == baseline, [*keys, "seed", "value"]].rename(columns={"value": "base"})
+    table = table.merge(base, on=[*keys, "seed"], how="left")
+    table["delta"] = table["value"] - table.pop("base")
     table = table.sort_values([*keys, "variant", "seed"]).reset_index(drop=True)
     summary = (
         table.groupby([*keys, "variant"], sort=True)
@@ -214,7 +198,7 @@ def aggregate(result_paths: list[str | Path], out_dir: str | Path, *, baseline: 
     for p in map(Path, result_paths):
         if p.with_suffix(".examples.npz").exists():
             model = json.loads(p.read_text())["model"]
-            variant, seed = split_model_name(model)
+            variant, seed = split_run_name(model)
             if seed is None or seed == first_seed:
                 examples[variant] = p.with_suffix(".examples.npz")
     if examples:
