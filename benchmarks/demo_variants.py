@@ -8,7 +8,10 @@
 2. Trains each variant (the demo's train settings plus the variant's overrides; seed `--seed`) with
    `mosic.train.loop.train` in one process, and scores its starting and trained backbones with the demo's
    Hummingbird and linear-probe settings.
-3. Writes each variant's scores and deltas (trained - start, mIoU) with the training time.
+3. Writes each variant's scores and deltas (trained - start, mIoU) with the training time, and the structure of
+   the starting and trained features on 64 validation images: mean cosine similarity of patch tokens within an
+   image and across images, and, for foreground patches of different images, of the same class against
+   different classes (the class gap), plus the share of feature variance explained by patch position.
 
 This is how the README's "What the demo shows" table of attempts was measured.
 """
@@ -25,10 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+import torch.nn.functional as F
 import yaml
 from machine import machine_info
+from PIL import Image
 
 from mosic.config import parse_config, run_train_config
+from mosic.evaluate.datasets import image_dataset
+from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.evaluate.run import run_protocol
 from mosic.train.loop import train
 
@@ -57,6 +66,31 @@ def build_cache(workdir: Path, videos: int) -> Path:
            target, "--cores", "all", "--configfile", str(over)]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True)
     return workdir / "results" / "synthetic"
+
+
+def feature_structure(model: Path, voc_root: Path, size: int, images: int = 64) -> dict[str, float]:
+    """Cosine-similarity structure of a backbone's patch tokens on the first `images` validation images."""
+    ds = image_dataset("synthetic", str(voc_root), "val")
+    n = min(images, len(ds))
+    extractor = FeatureExtractor(load_model(str(model), input_size=size), input_size=size, device="cpu")
+    feats = F.normalize(extractor(np.stack([ds.image(i) for i in range(n)])).float(), dim=-1)  # [n, S, S, D]
+    grid = feats.shape[1]
+    labels = torch.as_tensor(np.stack([np.asarray(Image.fromarray(ds.mask(i)).resize((grid, grid), Image.NEAREST))
+                                       for i in range(n)]).reshape(-1).astype(np.int64))  # fmt: skip
+    flat = feats.reshape(n, grid * grid, -1)
+    sim = flat.reshape(n * grid * grid, -1) @ flat.reshape(n * grid * grid, -1).T
+    image = torch.arange(n).repeat_interleave(grid * grid)
+    other_image = image[:, None] != image[None, :]
+    fg = (labels > 0) & (labels != ds.ignore_index)
+    pair_fg = fg[:, None] & fg[None, :] & other_image
+    same = labels[:, None] == labels[None, :]
+    centred = feats - feats.mean((0, 1, 2))
+    return {
+        "within_image_cos": float(sim[~other_image].mean()),
+        "across_image_cos": float(sim[other_image].mean()),
+        "fg_class_gap": float(sim[pair_fg & same].mean() - sim[pair_fg & ~same].mean()),
+        "position_share": float((centred.mean(0) ** 2).sum(-1).mean() / (centred**2).sum(-1).mean()),
+    }
 
 
 def main() -> None:
@@ -102,6 +136,9 @@ def main() -> None:
                                  image_root=str(ds / "data" / "voc"), video_root=str(ds / "data" / "ytvos"),
                                  out_path=path, provenance={})  # fmt: skip
                     scores[f"{model}_{protocol}"] = json.loads(path.read_text())["metrics"]["miou"]
+            for model in ("initial_backbone", "backbone"):
+                stats = feature_structure(out / f"{model}.safetensors", ds / "data" / "voc", size or ev.input_size)
+                scores |= {f"{model}_{k}": v for k, v in stats.items()}
             deltas = {f"delta_{p}": round(scores[f"backbone_{p}"] - scores[f"initial_backbone_{p}"], 4)
                       for p in ("hummingbird", "linear")}  # fmt: skip
             row = {"variant": name, "track_source": tc.track_source, "overrides": overrides, "steps": result["steps"],
@@ -127,6 +164,21 @@ def main() -> None:
             f"{r['backbone_hummingbird']:.3f} | {r['delta_hummingbird']:+.3f} | {r['initial_backbone_linear']:.3f} | "
             f"{r['backbone_linear']:.3f} | {r['delta_linear']:+.3f} |"
         )
+    lines += [
+        "",
+        "Feature structure on 64 validation images, start -> trained: mean cosine similarity of patch tokens within an",
+        "image and across images; the class gap (foreground patches of different images: same class minus different",
+        "class); the share of the feature variance explained by patch position.",
+        "",
+        "| variant | within-image cos | across-image cos | class gap | position share |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [
+            f"{r[f'initial_backbone_{k}']:.3f} -> {r[f'backbone_{k}']:.3f}"
+            for k in ("within_image_cos", "across_image_cos", "fg_class_gap", "position_share")
+        ]
+        lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
     (RESULTS / "demo_variants.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
