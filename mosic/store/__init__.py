@@ -7,7 +7,7 @@ checks one. Layout, encodings and the coordinate convention are in :mod:`mosic.s
 
 from typing import TYPE_CHECKING, Any
 
-from mosic.store.reader import ShardReader, StoreError, TrackStore
+from mosic.store.reader import CorruptShardError, ShardReader, StoreError, TrackStore
 from mosic.store.schema import COORDINATES, SCHEMA_VERSION, ClipRecord
 from mosic.store.writer import ShardWriter
 
@@ -22,6 +22,7 @@ __all__ = [
     "ShardReader",
     "TrackStore",
     "StoreError",
+    "CorruptShardError",
     "verify_shard",
 ]
 

@@ -47,7 +47,7 @@ from mosic.store.schema import (
     track_offset,
 )
 
-__all__ = ["ShardReader", "TrackStore", "StoreError"]
+__all__ = ["ShardReader", "TrackStore", "StoreError", "CorruptShardError"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,52 @@ _EMPTY = 2**64 - 1  # shard index entry of an absent inner chunk
 
 class StoreError(ValueError):
     """A shard cannot be read: missing, temporary, of another schema version, or damaged."""
+
+
+class CorruptShardError(StoreError):
+    """Some chunk of a shard cannot be decoded, or a clip's frames are missing or truncated.
+
+    The message names the shard, the array and the damaged clips, and ends with the command that checks the
+    whole shard.
+
+    Attributes:
+        path: the shard.
+        array: the damaged array, e.g. ``"tracks"``.
+        clips: ``(start, stop)`` local clip ranges of the damaged chunks (empty when unknown).
+        detail: what is wrong with them.
+        reading: the clip whose read failed, when it is not one of `clips` (e.g. ``"clip 7 of the track store"``).
+    """
+
+    def __init__(
+        self, path: Path, array: str, clips: Sequence[tuple[int, int]], detail: str, *, reading: str | None = None
+    ) -> None:
+        self.path, self.array, self.clips, self.detail, self.reading = path, array, list(clips), detail, reading
+        where = ", ".join(f"clip {a}" if b == a + 1 else f"clips {a}-{b - 1}" for a, b in self.clips)
+        super().__init__(
+            (f"cannot read {reading}: " if reading else "")
+            + f"{path}: array {array!r} is damaged at {where or 'an unknown clip'}: {detail}. "
+            f"Check the whole shard with `python -m mosic.store.verify {path}`"
+        )
+
+
+def _load_array(path: Path, group: zarr.Group, name: str) -> np.ndarray:
+    """All of array `name` of a shard; a chunk that fails to decode raises :class:`CorruptShardError`.
+
+    After a failure each chunk is read again on its own, so that the error names the damaged clips.
+    """
+    array = group[name]
+    try:
+        return np.asarray(array[:])
+    except Exception as err:  # noqa: BLE001 - zarr and its codecs raise many types for a damaged chunk
+        step = int(array.metadata.chunk_grid.chunk_shape[0])
+        n = int(array.shape[0])
+        bad = []
+        for start in range(0, n, step):
+            try:
+                array[start : min(start + step, n)]
+            except Exception:  # noqa: BLE001
+                bad.append((start, min(start + step, n)))
+        raise CorruptShardError(path, name, bad, f"a chunk cannot be decoded ({type(err).__name__}: {err})") from err
 
 
 def _open_group(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
@@ -144,10 +190,11 @@ class _FrameSource:
         size = 16 * n + (4 if self.index_crc else 0)
         offset = st.st_size - size if self.index_at_end else 0
         raw = os.pread(fd, size, offset) if offset >= 0 else b""
+        clips = [(shard * n, min((shard + 1) * n, self.array.shape[0]))]
         if len(raw) != size:
-            raise StoreError(f"{path}: truncated frames shard file (no complete shard index)")
+            raise CorruptShardError(self.root, FRAMES, clips, f"{path} is truncated (no complete shard index)")
         if self.index_crc and crc32c.crc32c(raw[:-4]) != int.from_bytes(raw[-4:], "little"):
-            raise StoreError(f"{path}: frames shard index fails its crc32c check")
+            raise CorruptShardError(self.root, FRAMES, clips, f"the shard index of {path} fails its crc32c check")
         index = [tuple(pair) for pair in np.frombuffer(raw[: 16 * n], dtype="<u8").reshape(n, 2).tolist()]
         self._index[shard] = (st.st_ino, index)
         return index
@@ -155,24 +202,30 @@ class _FrameSource:
     def read(self, i: int) -> np.ndarray:
         """``frames[i]`` as a new writable uint8 [T, H, W, 3] array."""
         if not self.fast:
-            return np.asarray(self.array[i])
+            try:
+                return np.asarray(self.array[i])
+            except Exception as err:  # noqa: BLE001 - see _load_array
+                detail = f"cannot be decoded ({type(err).__name__}: {err})"
+                raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], detail) from err
         out = np.empty(self.clip_shape, dtype=np.uint8)
         path = self._file(i)
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
-            raise StoreError(f"{path}: frames of clip {i} are missing") from None
+            raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], f"the file {path} is missing") from None
         try:
             offset = 0
             if self.sharded:
                 offset, nbytes = self._shard_index(i // self.clips_per_file, fd, path)[i % self.clips_per_file]
                 if offset == _EMPTY or nbytes != self.nbytes + self.crc_tail:
-                    raise StoreError(f"{path}: frames of clip {i} are missing or have the wrong size")
+                    detail = f"missing or of the wrong size in {path}"
+                    raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], detail)
             got = os.preadv(fd, [out], offset)
         finally:
             os.close(fd)
         if got != self.nbytes:
-            raise StoreError(f"{path}: frames of clip {i} are truncated ({got} of {self.nbytes} bytes)")
+            detail = f"truncated in {path} ({got} of {self.nbytes} bytes)"
+            raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], detail)
         return out
 
 
@@ -217,12 +270,12 @@ class ShardReader:
         self.num_frames, self.num_points = int(shape["T"]), int(shape["N"])
         self.height, self.width = int(shape["H"]), int(shape["W"])
         self.videos: list[str] = list(self.attrs["videos"])
-        self._tracks = np.asarray(group[TRACKS][:])  # int16 [C, T, N, 2]
-        self._visibility = np.asarray(group[VISIBILITY][:])  # bool [C, T, N]
-        self._confidence = np.asarray(group[CONFIDENCE][:]) if self.attrs.get("has_confidence") else None
-        self._clip_video = np.asarray(group[CLIP_VIDEO][:])  # int32 [C]
-        self._clip_frames = np.asarray(group[CLIP_FRAMES][:])  # int32 [C, T]
-        self.clip_ids = np.asarray(group[CLIP_ID][:])  # int64 [C]
+        self._tracks = _load_array(self.path, group, TRACKS)  # int16 [C, T, N, 2]
+        self._visibility = _load_array(self.path, group, VISIBILITY)  # bool [C, T, N]
+        self._confidence = _load_array(self.path, group, CONFIDENCE) if self.attrs.get("has_confidence") else None
+        self._clip_video = _load_array(self.path, group, CLIP_VIDEO)  # int32 [C]
+        self._clip_frames = _load_array(self.path, group, CLIP_FRAMES)  # int32 [C, T]
+        self.clip_ids = _load_array(self.path, group, CLIP_ID)  # int64 [C]
         self._frames = _FrameSource(self.path, group[FRAMES])
         # The offset tiled to [T, N, 2]: adding it elementwise is ~5x faster than broadcasting a [2] vector.
         self._offset = np.broadcast_to(track_offset(self.height, self.width), self._tracks.shape[1:]).copy()
@@ -320,7 +373,13 @@ class TrackStore:
 
     def __getitem__(self, i: int) -> ClipRecord:
         shard, local = self.locate(i)
-        return self.shard(shard)[local]
+        try:
+            return self.shard(shard)[local]
+        except CorruptShardError as err:
+            # Name the clip asked for too: a shard's small arrays load whole, so a damaged tracks chunk
+            # fails the first read of any clip of that shard.
+            reading = f"clip {i} of the track store (clip {local} of shard {shard})"
+            raise CorruptShardError(err.path, err.array, err.clips, err.detail, reading=reading) from err.__cause__
 
     def __getstate__(self) -> dict[str, Any]:
         return {"paths": self.paths, "lengths": self.lengths, "starts": self.starts}

@@ -8,7 +8,7 @@ import zarr
 from store_helpers import PROVENANCE, N, T, make_clip, write_shard
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
-from mosic.store import ShardReader, ShardWriter, StoreError, TrackStore, verify_shard
+from mosic.store import CorruptShardError, ShardReader, ShardWriter, StoreError, TrackStore, verify_shard
 
 
 @pytest.fixture
@@ -104,3 +104,30 @@ def test_reader_notices_a_replaced_shard(tmp_path, rng, clips):
     with pytest.raises(StoreError, match="changed on disk"):
         reader[0]
     assert len(ShardReader(path)) == 2
+
+
+def test_corrupt_tracks_chunk_names_shard_array_clips_and_verify(three_shards):
+    """A garbage tracks chunk fails the read with one sentence naming where to look, not a zarr traceback."""
+    shard = three_shards[2]  # global clips 3 and 4; tracks chunks hold 2 clips, so chunk 0 is both
+    (shard / "tracks" / "c" / "0" / "0" / "0" / "0").write_bytes(b"not a blosc chunk" * 8)
+    store = TrackStore(three_shards)
+    assert store[0].clip_id == 0  # other shards still read
+    with pytest.raises(CorruptShardError) as info:
+        store[4]
+    message = str(info.value)
+    assert str(shard) in message and "'tracks'" in message
+    assert "clip 4 of the track store (clip 1 of shard 2)" in message and "clips 0-1" in message
+    assert f"python -m mosic.store.verify {shard}" in message
+    assert isinstance(info.value, StoreError) and info.value.clips == [(0, 2)]
+    assert info.value.__cause__ is not None  # the zarr error stays attached
+    with pytest.raises(CorruptShardError, match=r"array 'tracks' is damaged at clips 0-1"):
+        ShardReader(shard)
+
+
+def test_missing_frames_names_the_clip_and_verify(shard):
+    """A frames shard file that vanished names the clip and the verify command."""
+    (shard / "frames" / "c" / "1" / "0" / "0" / "0" / "0").unlink()  # clips 2-3
+    reader = ShardReader(shard)
+    reader[1]
+    with pytest.raises(CorruptShardError, match=r"'frames' is damaged at clip 3: .*mosic\.store\.verify"):
+        reader[3]
