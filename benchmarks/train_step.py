@@ -78,7 +78,7 @@ from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
 from mosic.tracking.base import grid_queries  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
 from mosic.train.data import ClipBatch, collate  # noqa: E402
-from mosic.train.loop import PRESETS, build_dataset, build_net, mosic_step, param_groups  # noqa: E402
+from mosic.train.loop import PRESETS, build_dataset, build_net, mosic_step, param_groups, step_seed  # noqa: E402
 from mosic.train.presets import Preset  # noqa: E402
 
 T, BATCH, NUM_BATCHES = 12, 8, 4
@@ -161,8 +161,7 @@ class Runner:
                 visibility=torch.from_numpy(np.stack([r.visibility for r in results])),
             )
         tracked = time.perf_counter()
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + self.steps * 101)
-        out = mosic_step(self.net, self.teacher, batch, self.cfg, self.preset, gen)
+        out = mosic_step(self.net, self.teacher, batch, self.cfg, self.preset, step_seed(self.cfg.seed, self.steps))
         loss = out["loss"]
         if not np.isfinite(loss.item()):
             raise RuntimeError(f"{self.variant.name} at {self.size} px: non-finite loss at step {self.steps}")

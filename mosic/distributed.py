@@ -38,6 +38,8 @@ __all__ = [
     "all_reduce_",
     "all_gather_cat",
     "broadcast_object",
+    "broadcast_tensors_",
+    "gather_object",
     "barrier",
     "destroy",
 ]
@@ -184,6 +186,30 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def broadcast_tensors_(tensors: list[torch.Tensor], src: int = 0) -> None:
+    """Overwrite every tensor in `tensors` with rank `src`'s values, in place; a no-op without a process group.
+
+    Training uses it to give every rank the same starting student (and so the same EMA teacher) whatever each
+    process's initialisation drew. Every process must pass the same list of shapes and dtypes, on its own
+    :func:`device`.
+    """
+    if not is_enabled():
+        return
+    for t in tensors:
+        dist.broadcast(t, src=src)
+
+
+def gather_object(obj: Any, dst: int = 0) -> list[Any] | None:
+    """Every process's `obj` (pickled between this job's own processes), in rank order, on rank `dst`; None on the
+    other ranks. Without a process group: ``[obj]``. Every process must call it.
+    """
+    if not is_enabled():
+        return [obj]
+    box: list[Any] | None = [None] * world_size() if rank() == dst else None
+    dist.gather_object(obj, box, dst=dst)
+    return box
 
 
 def barrier() -> None:

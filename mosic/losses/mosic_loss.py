@@ -35,8 +35,10 @@ def assignment_ce(logits: Tensor, targets: Tensor) -> Tensor:
     return -(targets * F.log_softmax(logits, dim=-1)).sum(-1)
 
 
-def _reduce(terms: Tensor, weight: Tensor, norm: Literal["all", "visible"]) -> Tensor:
+def _reduce(terms: Tensor, weight: Tensor, norm: Literal["all", "visible"], denominator: Tensor | None) -> Tensor:
     total = (terms * weight).sum()
+    if denominator is not None:
+        return total / denominator
     if norm == "all":
         return total / weight.numel()
     return total / weight.sum().clamp_min(1.0)
@@ -50,6 +52,7 @@ def mosic_loss(
     temperature: float,
     norm: Literal["all", "visible"] = "visible",
     student_all: Tensor | None = None,
+    denominator: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The MoSiC loss terms.
 
@@ -60,18 +63,20 @@ def mosic_loss(
         temperature: τ dividing the scores.
         norm: ``"visible"`` divides by Σ weight, ``"all"`` by B·T·N (the original).
         student_all: float [B, T, N, K] student scores at every frame, to add the symmetric term.
+        denominator: Z given by the caller instead of the one `norm` computes from `weight` (a multi-process run
+            passes its share of the global batch's Z, so that the mean over ranks is the global batch's loss).
 
     Returns:
         ``{"loss": total, "loss_main": L_main}`` plus ``"loss_sym"`` when `student_all` is given.
     """
     b, t, n = weight.shape
     logits = (student0 / temperature).unsqueeze(1).expand(b, t, n, student0.shape[-1])  # [B, T, N, K]
-    main = _reduce(assignment_ce(logits, targets), weight, norm)
+    main = _reduce(assignment_ce(logits, targets), weight, norm, denominator)
     out = {"loss_main": main}
     total = main
     if student_all is not None:
         target0 = targets[:, :1].expand_as(targets)  # every frame predicts the frame-0 target
-        sym = _reduce(assignment_ce(student_all / temperature, target0), weight, norm)
+        sym = _reduce(assignment_ce(student_all / temperature, target0), weight, norm, denominator)
         out["loss_sym"] = sym
         total = total + sym
     out["loss"] = total

@@ -11,6 +11,8 @@ One checkpoint is a pair of files in the checkpoint directory::
                                   rng.numpy.key                  numpy's MT19937 key: 624 little-endian uint32
                                   rng.numpy.state, rng.python    UTF-8 JSON as uint8: the rest of numpy's legacy state
                                                                  tuple, and python ``random.getstate()``
+                                  rng.rank<r>.<name>             the same states of rank r >= 1 of a multi-process
+                                                                 run (rank 0's use the plain keys above)
     step_00000120.json          the sidecar: step, epoch, meta (provenance: config, versions, git sha), the optimizer's
                                 class, param_groups and non-tensor state as JSON (tensors referenced by key), module
                                 names, the tensor key list and the sha256 of the .safetensors file.
@@ -18,7 +20,8 @@ One checkpoint is a pair of files in the checkpoint directory::
 Writing is atomic: each file is written under a temporary name and renamed with ``os.replace``, the sidecar last, so
 a checkpoint whose sidecar is missing (a crash mid-save) or whose sha256 does not match (a truncated copy) is
 incomplete, and :func:`latest_checkpoint` skips it with a warning. Restoring the optimizer state and all four random
-generators makes a resumed run on CPU bit-identical to an uninterrupted one.
+generators makes a resumed run on CPU bit-identical to an uninterrupted one. A multi-process run saves every rank's
+generators (gathered by the caller through :func:`rng_state`) and each rank restores its own.
 
 Shared (tied) tensors: safetensors refuses to save two keys that share storage. Every tensor whose storage was
 already seen, that is a view into a larger storage, or that is not contiguous is saved as a contiguous clone, so a
@@ -45,7 +48,7 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "rng_state", "CheckpointError"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +159,8 @@ def _decode(value: Any, tensors: dict[str, Tensor]) -> Any:
 # --- RNG states -----------------------------------------------------------------------------------------------
 
 
-def _rng_tensors() -> dict[str, Tensor]:
-    """The global torch, CUDA, numpy and python random states, as uint8 tensors."""
+def rng_state() -> dict[str, Tensor]:
+    """This process's global torch, CUDA, numpy and python random states, as uint8 tensors keyed ``rng.<name>``."""
     out = {"rng.torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
@@ -171,7 +174,13 @@ def _rng_tensors() -> dict[str, Tensor]:
     return out
 
 
+def _rank_key(key: str, rank: int) -> str:
+    """``rng.<name>`` of rank 0 stays as it is; rank r >= 1 stores it as ``rng.rank<r>.<name>``."""
+    return key if rank == 0 else f"rng.rank{rank}.{key.removeprefix('rng.')}"
+
+
 def _restore_rng(tensors: dict[str, Tensor]) -> None:
+    """Restore the generators from ``rng.<name>`` keys (one rank's, without the rank part)."""
     torch.set_rng_state(tensors["rng.torch"].cpu())
     cuda = sorted((int(k.rsplit(".", 1)[1]), t) for k, t in tensors.items() if k.startswith("rng.cuda."))
     if cuda:
@@ -206,6 +215,7 @@ def save_checkpoint(
     extra_tensors: dict[str, Tensor] | None = None,
     meta: dict,
     keep: int = 3,
+    rng_states: list[dict[str, Tensor]] | None = None,
 ) -> Path:
     """Write ``step_<step:08d>.safetensors`` and its ``.json`` sidecar atomically; keep the newest `keep` checkpoints.
 
@@ -222,6 +232,8 @@ def save_checkpoint(
         extra_tensors: further tensors to store, returned by :func:`load_checkpoint` under ``"extra_tensors"``.
         meta: JSON-serialisable provenance (config, versions, git sha; see :func:`mosic.provenance.provenance`).
         keep: how many complete checkpoints to keep; older ones (and leftovers of interrupted saves) are deleted.
+        rng_states: the :func:`rng_state` of every rank, in rank order (a multi-process run gathers them on the
+            saving rank); None = this process's own states only.
 
     Returns:
         The path of the ``.safetensors`` file.
@@ -251,7 +263,8 @@ def save_checkpoint(
     }
     for name, value in (extra_tensors or {}).items():
         tensors[f"extra.{name}"] = value
-    tensors.update(_rng_tensors())
+    for r, states in enumerate(rng_states if rng_states is not None else [rng_state()]):
+        tensors.update({_rank_key(k, r): v for k, v in states.items()})
     tensors = _unshared(tensors)
 
     final = directory / f"step_{step:08d}.safetensors"
@@ -263,6 +276,7 @@ def save_checkpoint(
         "file": final.name,
         "sha256": None,
         "modules": list(modules),
+        "rng_ranks": len(rng_states) if rng_states is not None else 1,
         "optimizer": optim,
         "tensors": sorted(tensors),
         "meta": meta,
@@ -372,6 +386,7 @@ def load_checkpoint(
     modules: dict[str, nn.Module],
     optimizer: torch.optim.Optimizer | None = None,
     restore_rng: bool = True,
+    rank: int = 0,
     map_location: str | torch.device = "cpu",
 ) -> dict:
     """Load a checkpoint written by :func:`save_checkpoint` into `modules` (strictly) and `optimizer`.
@@ -383,6 +398,8 @@ def load_checkpoint(
         optimizer: restored (state per parameter index and param_groups hyper-parameters) when given; it must be
             the same class, built over the same parameters in the same groups, as the one saved.
         restore_rng: also restore the global torch, CUDA, numpy and python random states.
+        rank: whose random states to restore (a multi-process run saves every rank's). A rank the checkpoint has
+            no states for (the run now has more processes) keeps its own, with a warning.
         map_location: device the tensors are read onto before being copied into the modules.
 
     Returns:
@@ -416,7 +433,16 @@ def load_checkpoint(
         )
 
     if restore_rng:
-        _restore_rng(tensors)
+        prefix = "rng." if rank == 0 else f"rng.rank{rank}."
+        mine = {
+            f"rng.{k.removeprefix(prefix)}": v
+            for k, v in tensors.items()
+            if k.startswith(prefix) and (rank > 0 or not k.startswith("rng.rank"))
+        }
+        if "rng.torch" in mine:
+            _restore_rng(mine)
+        else:
+            logger.warning("%s holds no random states for rank %d; this rank keeps its own", path.name, rank)
     logger.info("loaded checkpoint %s (step %d)", path, record["step"])
     extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
     return {**record, "extra_tensors": extra}

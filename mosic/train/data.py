@@ -44,6 +44,7 @@ a plain integer index uses the epoch last given to :meth:`TrainClips.set_epoch`.
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -319,11 +320,26 @@ def collate(items: list[dict[str, Tensor]]) -> ClipBatch:
 
 
 class EpochDistributedSampler(DistributedSampler):
-    """:class:`DistributedSampler` that yields ``(epoch, index)`` pairs, so items see the epoch in any worker."""
+    """:class:`DistributedSampler` that yields ``(epoch, index)`` pairs, so items see the epoch in any worker.
+
+    ``set_epoch(epoch, start=k)`` starts the epoch's sequence at its k-th index: a run resumed mid-epoch goes on
+    exactly where it stopped without loading (and throwing away) the batches it had already trained on.
+    """
+
+    start = 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        if not 0 <= start <= self.num_samples:
+            raise ValueError(f"start {start} is outside the epoch's {self.num_samples} indices of this rank")
+        super().set_epoch(epoch)
+        self.start = start
 
     def __iter__(self):
         epoch = self.epoch
-        return ((epoch, i) for i in super().__iter__())
+        return ((epoch, i) for i in itertools.islice(super().__iter__(), self.start, None))
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
 
 
 class _SeedWorker:

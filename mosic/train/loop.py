@@ -46,7 +46,7 @@ from mosic.model.ema import ema_update_, make_teacher
 from mosic.model.gather import track_patch_index
 from mosic.model.net import MoSiCNet
 from mosic.store import TrackStore
-from mosic.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from mosic.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint
 from mosic.train.data import ClipBatch, TrainClips, make_loader
 from mosic.train.export import export_backbone
 from mosic.train.presets import PRESETS, Preset
@@ -54,7 +54,17 @@ from mosic.train.schedules import cosine_schedule
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_dataset", "build_net", "mosic_step", "param_groups", "train", "TrainingDiverged"]
+__all__ = [
+    "build_dataset",
+    "build_models",
+    "build_net",
+    "clip_masks",
+    "mosic_step",
+    "param_groups",
+    "step_seed",
+    "train",
+    "TrainingDiverged",
+]
 
 METRICS = (
     "step",
@@ -147,15 +157,42 @@ def _usage_entropy(targets: Tensor, valid: Tensor, k: int) -> Tensor:
     return -(p * p.clamp_min(1e-12).log()).sum() / math.log(k)
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The seed of every random draw of training step `step` (0-based) of a run seeded `seed`.
+
+    It depends on neither the rank nor the process count: every rank draws the same teacher frames, and each clip's
+    mask depends on the step and the clip (:func:`clip_masks`), so N processes train as one does.
+    """
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def clip_masks(clip_ids: Sequence[int], num_patches: int, ratio: float, seed: int) -> Tensor:
+    """The student's kept patches of each clip at one step: long [B, L'], one :func:`random_keep` row per clip.
+
+    Each row is drawn from its own stream seeded by ``(seed, clip id)``, so a clip's mask does not depend on the
+    rank that holds it or on the other clips of its batch.
+    """
+    rows = []
+    for clip in clip_ids:
+        state = np.random.SeedSequence([seed, int(clip)]).generate_state(1, dtype=np.uint64)[0] >> 1
+        rows.append(random_keep(1, num_patches, ratio, torch.Generator().manual_seed(int(state))))
+    return torch.cat(rows)
+
+
 def mosic_step(
     student: nn.Module,
     teacher: MoSiCNet,
     batch: ClipBatch,
     cfg: TrainConfig,
     preset: Preset,
-    generator: torch.Generator,
+    seed: int,
 ) -> dict[str, Tensor]:
     """One forward pass of the MoSiC objective; returns the named losses and statistics (see module docstring).
+
+    Under several processes every rank holds a slice of the global batch: Sinkhorn balances clusters over the
+    global batch, and the loss is this rank's share of the global batch's loss (its terms divided by the global
+    normaliser, times the process count), so DDP's gradient average is the gradient of the global loss and the
+    mean of ``loss`` over ranks is the loss one process would compute on the whole batch.
 
     Args:
         student: the student :class:`MoSiCNet`, possibly wrapped in DDP (called exactly once).
@@ -163,7 +200,8 @@ def mosic_step(
         batch: a collated batch on the device.
         cfg: training settings.
         preset: behaviours fixed by the preset.
-        generator: drives the teacher-frame and mask draws (seeded per step so resumed runs repeat them).
+        seed: the step's seed (:func:`step_seed`): drives the teacher-frame draw (the same on every rank) and
+            the masks (per clip), so resumed runs repeat them.
     """
     b, t, n = batch.visibility.shape
     raw = student.module if hasattr(student, "module") else student
@@ -172,6 +210,7 @@ def mosic_step(
 
     # Teacher: frame 0 plus a random subset of the other frames, no gradient.
     if 0 < cfg.teacher_frames < t:
+        generator = torch.Generator().manual_seed(seed)
         others = torch.randperm(t - 1, generator=generator)[: cfg.teacher_frames - 1] + 1
         frames = torch.cat([torch.zeros(1, dtype=torch.long), others.sort().values]).to(batch.video.device)
     else:
@@ -195,7 +234,7 @@ def mosic_step(
     keep = None
     num_patches = raw.grid * raw.grid
     if cfg.mask_ratio > 0:
-        keep = random_keep(b, num_patches, cfg.mask_ratio, generator).to(batch.video.device)  # [B, L']
+        keep = clip_masks(batch.clip_ids.tolist(), num_patches, cfg.mask_ratio, seed).to(batch.video.device)
     weight = visible.float()
     if cfg.symmetric:
         assert batch.student_all is not None, "the symmetric term needs the student view of every frame"
@@ -212,8 +251,19 @@ def mosic_step(
         seen = keep_mask(keep, num_patches)  # [B, L]
         row, col = track_patch_index(tracks[:, 0], grid=raw.grid, input_size=raw.input_size, order=preset.order)
         weight = weight * seen.gather(1, row * raw.grid + col).float()[:, None, :]
+    denominator = None
+    if distributed.world_size() > 1:
+        # The global batch's normaliser Z, as this rank's share (see the docstring).
+        z = weight.sum() if preset.loss_norm == "visible" else weight.new_tensor(float(weight.numel()))
+        denominator = distributed.all_reduce_(z.detach()).clamp_min(1.0) / distributed.world_size()
     out = mosic_loss(
-        scores0, targets, weight, temperature=cfg.temperature, norm=preset.loss_norm, student_all=scores_all
+        scores0,
+        targets,
+        weight,
+        temperature=cfg.temperature,
+        norm=preset.loss_norm,
+        student_all=scores_all,
+        denominator=denominator,
     )
     out["cluster_entropy"] = _usage_entropy(targets, valid, q.shape[-1])
     out["visible_fraction"] = visible[:, 1:].float().mean() if tf > 1 else visible.float().mean()
@@ -226,18 +276,64 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _metrics_writer(path: Path, start_step: int) -> tuple[Any, Any]:
-    """Open metrics.csv for appending; on resume keep only the rows before the resumed step."""
-    rows: list[dict[str, str]] = []
-    if start_step > 0 and path.exists():
-        with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= start_step]  # a row's step is after the update
-    f = open(path, "w", newline="")  # noqa: SIM115 - closed by the caller
-    writer = csv.DictWriter(f, fieldnames=METRICS)
-    writer.writeheader()
-    writer.writerows(rows)
-    f.flush()
-    return f, writer
+def build_models(cfg: TrainConfig, preset: Preset, device: torch.device) -> tuple[MoSiCNet, MoSiCNet]:
+    """The student and its EMA teacher on `device`, identical on every rank.
+
+    Every rank builds from the run's seed, then takes rank 0's weights (a broadcast), and only then copies the
+    student into the teacher: DDP would make the students equal by itself, but not the teachers, whose targets
+    Sinkhorn balances over every rank.
+    """
+    torch.manual_seed(cfg.seed)
+    net = build_net(cfg, preset).to(device)
+    with torch.no_grad():
+        distributed.broadcast_tensors_([*(p.data for p in net.parameters()), *net.buffers()])
+    return net, make_teacher(net).to(device)
+
+
+def _metrics_tensor(rows: list[dict[str, Any]]) -> Tensor:
+    """float64 [rows, len(METRICS)] of the logged rows (an empty value as NaN): they travel with each checkpoint."""
+    values = [[float("nan") if r[k] == "" else float(r[k]) for k in METRICS] for r in rows]
+    return torch.tensor(values, dtype=torch.float64).view(len(rows), len(METRICS))
+
+
+def _metrics_rows(table: Tensor) -> list[dict[str, Any]]:
+    """The rows of :func:`_metrics_tensor`, with integer columns as ints and NaN as an empty value."""
+    integer = {"step", "epoch", "nan_skipped"}
+    rows = []
+    for values in table.tolist():
+        row = {}
+        for k, v in zip(METRICS, values, strict=True):
+            row[k] = "" if math.isnan(v) else int(v) if k in integer else v
+        rows.append(row)
+    return rows
+
+
+class _MetricsLog:
+    """``metrics.csv`` (main process): the rows of the resumed checkpoint, then one row per step as it is done.
+
+    Snakemake deletes a failed job's declared outputs before it reruns it, so the file cannot be the only copy:
+    the rows also travel with every checkpoint (:func:`_metrics_tensor`) and the file is rewritten from them on
+    resume, one row per step from step 1.
+    """
+
+    def __init__(self, path: Path, rows: list[dict[str, Any]], write: bool) -> None:
+        self.rows = list(rows)
+        self.file = open(path, "w", newline="") if write else None  # noqa: SIM115 - closed by close()
+        if self.file is not None:
+            self.writer = csv.DictWriter(self.file, fieldnames=METRICS)
+            self.writer.writeheader()
+            self.writer.writerows(self.rows)
+            self.file.flush()
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.file is not None:
+            self.writer.writerow(row)
+            self.file.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _init_wandb(cfg: TrainConfig, out_dir: Path, provenance: dict[str, Any]) -> Any:
@@ -270,6 +366,11 @@ def train(
 ) -> dict[str, Any]:
     """Train MoSiC on the track cache; resumes from the latest checkpoint in ``out_dir/checkpoints``.
 
+    Any number of processes (``torchrun``) trains as one process does on the same global batch: every rank starts
+    from the same student and teacher, each draws the randomness of its clips from the clips' ids, the loss is
+    normalised over the global batch, and every logged value is the global batch's. A checkpoint holds every
+    rank's random states and the metrics rows so far, so a resumed run logs what the uninterrupted run logs.
+
     Args:
         cfg: training settings.
         shard_paths: the track-store shards.
@@ -288,13 +389,13 @@ def train(
     distributed.init_from_env()
     device = distributed.device()
     rank, world = distributed.rank(), distributed.world_size()
+    main = distributed.is_main_process()
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    if distributed.is_main_process():
+    if main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     distributed.barrier()
     preset = PRESETS[cfg.preset]
-    _seed_everything(cfg.seed + rank)
 
     store = TrackStore(list(shard_paths))
     dataset = build_dataset(store, cfg, preset)
@@ -317,8 +418,8 @@ def train(
     total_steps = cfg.epochs * steps_per_epoch
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
 
-    net = build_net(cfg, preset).to(device)
-    teacher = make_teacher(net).to(device)
+    net, teacher = build_models(cfg, preset, device)
+    _seed_everything(cfg.seed + rank)  # per-rank global streams (the step itself draws from seeded streams only)
     groups = param_groups(net, cfg)
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
     schedules = {
@@ -330,13 +431,14 @@ def train(
                                                                 for k in range(len(store.lengths))]})  # fmt: skip
     provenance = {**provenance, "run_fingerprint": fingerprint}
     step = 0
+    history: list[dict[str, Any]] = []
     latest = latest_checkpoint(ckpt_dir)
     if latest is not None:
         previous = json.loads(latest.with_suffix(".json").read_text())["meta"].get("run_fingerprint")
         if previous != fingerprint:
             logger.warning("checkpoints in %s belong to another config or cache; starting afresh", ckpt_dir)
             distributed.barrier()
-            if distributed.is_main_process():
+            if main:
                 old = out_dir / "checkpoints.old"
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(ckpt_dir, old)
@@ -344,11 +446,15 @@ def train(
             distributed.barrier()
             latest = None
     initial = ckpt_dir / "initial_backbone.safetensors"
+    nan_skipped = 0
     if latest is not None:
-        meta = load_checkpoint(latest, modules={"student": net, "teacher": teacher}, optimizer=optimizer)
+        meta = load_checkpoint(latest, modules={"student": net, "teacher": teacher}, optimizer=optimizer, rank=rank)
         step = int(meta["step"])
+        nan_skipped = int(meta["meta"].get("nan_skipped", 0))
+        if "metrics" in meta["extra_tensors"]:
+            history = [r for r in _metrics_rows(meta["extra_tensors"]["metrics"]) if r["step"] <= step]
         logger.info("resumed from %s at step %d", latest, step)
-    elif distributed.is_main_process():
+    elif main:
         # The starting backbone, exactly as training begins (a random init differs per seed): what every
         # evaluation compares the trained backbone against. Kept with the checkpoints so a resumed run has it.
         export_backbone(net.backbone, initial, model_name=cfg.model, input_size=cfg.input_size,
@@ -374,33 +480,32 @@ def train(
         device,
     )
 
-    main = distributed.is_main_process()
-    metrics_file, metrics = _metrics_writer(out_dir / "metrics.csv", step) if main else (None, None)
+    metrics = _MetricsLog(out_dir / "metrics.csv", history, write=main)
     run = _init_wandb(cfg, out_dir, provenance)
-    nan_skipped = 0
 
-    def checkpoint(epoch: int) -> Path | None:
+    def checkpoint(at_step: int, epoch: int, skipped: int) -> Path | None:
+        """Every rank's random states and the metrics so far go with the weights; rank 0 writes them."""
+        rng = distributed.gather_object(rng_state())
         if not main:
             return None
         return save_checkpoint(
             ckpt_dir,
-            step=step,
+            step=at_step,
             epoch=epoch,
             modules={"student": net, "teacher": teacher},
             optimizer=optimizer,
-            meta={**provenance, "total_steps": total_steps, "nan_skipped": nan_skipped},
+            extra_tensors={"metrics": _metrics_tensor(metrics.rows)},
+            rng_states=rng,
+            meta={**provenance, "total_steps": total_steps, "nan_skipped": skipped},
         )
 
     # --- loop ----------------------------------------------------------------------------------------------
     try:
         while step < last_step:
             epoch = step // steps_per_epoch
-            sampler.set_epoch(epoch)
+            sampler.set_epoch(epoch, start=(step - epoch * steps_per_epoch) * per_rank)  # resuming mid-epoch
             dataset.set_epoch(epoch)
-            batches = iter(loader)
-            for _ in range(step - epoch * steps_per_epoch):  # resuming mid-epoch: skip the batches already seen
-                next(batches)
-            for batch in batches:
+            for batch in loader:
                 if step >= last_step:
                     break
                 start = time.perf_counter()
@@ -409,13 +514,15 @@ def train(
                     g["lr"] = g["base_lr"] * schedules[g["part"]][step]
                 # forward and loss
                 batch = batch.to(device)
-                gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
                 with amp:
-                    out = mosic_step(student, teacher, batch, cfg, preset, gen)
+                    out = mosic_step(student, teacher, batch, cfg, preset, step_seed(cfg.seed, step))
                 loss = out["loss"]
-                finite = torch.isfinite(loss.detach()).float()
-                distributed.all_reduce_(finite, op="min")  # every rank skips together
-                if finite.item() < 1:
+                # The global batch's values (each rank's loss is its share; see mosic_step): one reduction
+                # serves the log and the finiteness check, so every rank skips a non-finite step together.
+                zero = loss.new_zeros(())
+                stats = torch.stack([loss, out["loss_main"], out.get("loss_sym", zero), out["visible_fraction"]])
+                stats = distributed.all_reduce_(stats.detach().float(), op="avg")
+                if not torch.isfinite(stats[0]).item():
                     nan_skipped += 1
                     optimizer.zero_grad(set_to_none=True)
                     logger.warning("step %d: non-finite loss, skipped (%d so far)", step, nan_skipped)
@@ -437,56 +544,56 @@ def train(
                 ema_update_(teacher, net, cfg.ema_momentum)
                 step += 1
                 # log
+                values = stats.tolist()
                 row = {
                     "step": step,
                     "epoch": epoch,
-                    "loss": loss.item(),
-                    "loss_main": out["loss_main"].item(),
-                    "loss_sym": out["loss_sym"].item() if "loss_sym" in out else "",
+                    "loss": values[0],
+                    "loss_main": values[1],
+                    "loss_sym": values[2] if "loss_sym" in out else "",
                     "lr_backbone": cfg.lr_backbone * schedules["backbone"][step - 1],
                     "lr_head": cfg.lr_head * schedules["head"][step - 1],
                     "grad_norm": float(grad_norm),
                     "cluster_entropy": out["cluster_entropy"].item(),
-                    "visible_fraction": out["visible_fraction"].item(),
+                    "visible_fraction": values[3],
                     "nan_skipped": nan_skipped,
                     "step_time_s": time.perf_counter() - start,
                 }
-                if main:
-                    metrics.writerow(row)
-                    metrics_file.flush()
-                    if run is not None:
-                        run.log({k: v for k, v in row.items() if v != ""}, step=step)
-                    if step % 10 == 0 or step == 1 or step == last_step:
-                        logger.info(
-                            "step %d/%d epoch %d loss %.4f entropy %.3f visible %.2f %.2fs",
-                            step,
-                            total_steps,
-                            epoch,
-                            row["loss"],
-                            row["cluster_entropy"],
-                            row["visible_fraction"],
-                            row["step_time_s"],
-                        )
+                metrics.append(row)
+                if run is not None:
+                    run.log({k: v for k, v in row.items() if v != ""}, step=step)
+                if main and (step % 10 == 0 or step == 1 or step == last_step):
+                    logger.info(
+                        "step %d/%d epoch %d loss %.4f entropy %.3f visible %.2f %.2fs",
+                        step,
+                        total_steps,
+                        epoch,
+                        row["loss"],
+                        row["cluster_entropy"],
+                        row["visible_fraction"],
+                        row["step_time_s"],
+                    )
                 # checkpoint
                 if step % cfg.checkpoint_every == 0 and step < total_steps:
-                    checkpoint(epoch)
+                    checkpoint(step, epoch, nan_skipped)
     finally:
-        if metrics_file is not None:
-            metrics_file.close()
+        metrics.close()
         if run is not None:
             run.finish()
 
     result: dict[str, Any] = {"steps": step, "total_steps": total_steps, "nan_skipped": nan_skipped, "final": None}
-    if step >= total_steps and main:
-        final = checkpoint(cfg.epochs - 1)
-        meta = {**provenance, "steps": step, "checkpoint": final.name}
-        export_backbone(net.backbone, out_dir / "backbone.safetensors", model_name=cfg.model,
-                        input_size=cfg.input_size, meta=meta)  # fmt: skip
-        export_backbone(teacher.backbone, out_dir / "teacher_backbone.safetensors", model_name=cfg.model,
-                        input_size=cfg.input_size, meta=meta)  # fmt: skip
-        for suffix in ("", ".json"):
-            shutil.copyfile(f"{initial}{suffix}", out_dir / f"initial_backbone.safetensors{suffix}")
-        (out_dir / "final.json").write_text(json.dumps({"checkpoint": str(final), **result, "steps": step}, indent=2))
-        result["final"] = final
+    if step >= total_steps:
+        final = checkpoint(step, cfg.epochs - 1, nan_skipped)
+        if main:
+            meta = {**provenance, "steps": step, "checkpoint": final.name}
+            export_backbone(net.backbone, out_dir / "backbone.safetensors", model_name=cfg.model,
+                            input_size=cfg.input_size, meta=meta)  # fmt: skip
+            export_backbone(teacher.backbone, out_dir / "teacher_backbone.safetensors", model_name=cfg.model,
+                            input_size=cfg.input_size, meta=meta)  # fmt: skip
+            for suffix in ("", ".json"):
+                shutil.copyfile(f"{initial}{suffix}", out_dir / f"initial_backbone.safetensors{suffix}")
+            result["final"] = final
+            (out_dir / "final.json").write_text(json.dumps({**result, "checkpoint": str(final)}, indent=2,
+                                                           default=str))  # fmt: skip
     distributed.barrier()
     return result

@@ -155,6 +155,36 @@ def test_rng_states_restored(tmp_path):
     assert draw() == expected
 
 
+def test_each_rank_restores_its_own_rng_states(tmp_path, caplog):
+    """A multi-process run saves every rank's generators; each rank gets its own back, a new rank keeps its own."""
+    net = nn.Linear(2, 2)
+    opt = torch.optim.AdamW(net.parameters())
+    states = []
+    for seed in (11, 12):
+        seed_all(seed)
+        states.append(ckpt_mod.rng_state())
+    path = save_checkpoint(tmp_path, step=0, epoch=0, modules={"m": net}, optimizer=opt, meta={}, rng_states=states)
+    assert json.loads(path.with_suffix(".json").read_text())["rng_ranks"] == 2
+
+    def draw():
+        return torch.rand(2).tolist(), np.random.standard_normal(2).tolist(), random.random()
+
+    expected = []
+    for seed in (11, 12):
+        seed_all(seed)
+        expected.append(draw())
+    for rank in (1, 0):
+        seed_all(99)
+        load_checkpoint(path, modules={"m": net}, rank=rank)
+        assert draw() == expected[rank]
+    seed_all(99)
+    own = draw()
+    seed_all(99)
+    with caplog.at_level(logging.WARNING):
+        load_checkpoint(path, modules={"m": net}, rank=2)
+    assert draw() == own and "no random states for rank 2" in caplog.text
+
+
 def small(tmp_path: Path, steps, keep: int = 10) -> list[Path]:
     net = nn.Linear(3, 2)
     opt = torch.optim.AdamW(net.parameters())

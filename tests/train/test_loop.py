@@ -1,79 +1,16 @@
 """The training loop on a real (tiny) track cache: finite losses, exact resume, NaN guard, presets, export."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
+from train_helpers import PROV, losses, tiny_cfg
 
-from mosic.config import (
-    ClipsConfig,
-    CoTrackerConfig,
-    DatasetConfig,
-    IndexConfig,
-    LKConfig,
-    SyntheticConfig,
-    TrackConfig,
-    TrainConfig,
-    section_from_dict,
-)
-from mosic.data.index import run_index
-from mosic.data.synthetic import generate_synthetic
 from mosic.store import ShardReader
-from mosic.tracking.shard import track_shard
 from mosic.train import loop
 from mosic.train.export import load_exported
-
-REPO = Path(__file__).resolve().parents[2]
-PROV = {"mosic_version": "0.1.0", "git_sha": "test", "config": {}, "config_hash": "x"}
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> list[Path]:
-    """Two shards of 12 cached clips (4 frames, 48x48 frames, 8x8 LK grid) of the synthetic dataset."""
-    d = tmp_path_factory.mktemp("cache")
-    syn = SyntheticConfig(seed=1, num_videos=6, num_frames=8, height=48, width=48, num_classes=6, min_objects=2,
-                          max_objects=3, max_speed=1.0, camera_speed=0.5, scale_change=1.3, appearance_drift=0.3,
-                          noise=1.0, track_grid=4, write_mp4=False, images_train=1, images_val=1)  # fmt: skip
-    generate_synthetic(syn, d / "data")
-    clips = ClipsConfig(mode="regular", num_frames=4, step=1, clips_per_video=2, short_videos="pad", seed=0,
-                        num_shards=2)  # fmt: skip
-    run_index(
-        root=d / "data" / "ytvos",
-        dataset=DatasetConfig(name="t", kind="ytvos", root=str(d), split="", on_error="skip"),
-        index=IndexConfig(verify_frames=True, threads=1),
-        clips=clips,
-        index_path=d / "index.parquet",
-        clips_path=d / "clips.parquet",
-        provenance=PROV,
-    )
-    track = TrackConfig(tracker="lk", height=48, width=48, grid=8, on_bad_clip="skip", threads=1,
-                        lk=LKConfig(win_size=15, levels=2, fb_threshold=2.0, max_iter=30, eps=0.01),
-                        cotracker=CoTrackerConfig(checkpoint="", visibility_threshold=0.9, autocast=False))  # fmt: skip
-    paths = []
-    for s in range(2):
-        out = d / f"shard_{s:05d}.zarr"
-        track_shard(shard=s, index_path=d / "index.parquet", clips_path=d / "clips.parquet", num_frames=4,
-                    track=track, out_path=out, provenance=PROV)  # fmt: skip
-        paths.append(out)
-    return paths
-
-
-def tiny_cfg(**overrides) -> TrainConfig:
-    base = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
-    base.update(
-        model="test_vit", input_size=32, num_points=16, batch_size=4, epochs=2, head_hidden=32, head_bottleneck=32,
-        proj_dim=16, num_prototypes=8, teacher_frames=0, checkpoint_every=2, warmup_steps=2, workers=0,
-        wandb={"mode": "disabled", "project": "t", "entity": ""}, seed=0, track_source="cached",
-    )  # fmt: skip
-    base.update(overrides)
-    return section_from_dict(TrainConfig, base, "train")
-
-
-def losses(run_dir: Path) -> list[float]:
-    with open(run_dir / "metrics.csv") as f:
-        return [float(r["loss"]) for r in csv.DictReader(f)]
 
 
 def test_training_runs_logs_and_exports(tmp_path, shards):
@@ -92,6 +29,8 @@ def test_training_runs_logs_and_exports(tmp_path, shards):
         feats = model.forward_features(torch.randn(1, 3, 32, 32))
     assert feats.shape[-1] == 64
     assert result["final"] is not None and Path(result["final"]).exists()
+    record = json.loads((tmp_path / "run" / "final.json").read_text())
+    assert record["final"] == record["checkpoint"] == str(result["final"]) and record["steps"] == result["steps"]
 
 
 def test_resume_continues_exactly(tmp_path, shards):
@@ -101,6 +40,23 @@ def test_resume_continues_exactly(tmp_path, shards):
     assert len(losses(tmp_path / "split")) == 3
     loop.train(cfg, shards, tmp_path / "split", provenance=PROV)  # resumes from the step-2 checkpoint
     assert losses(tmp_path / "split") == losses(tmp_path / "full")
+
+
+def test_resumed_run_keeps_the_whole_metrics_history(tmp_path, shards):
+    """Snakemake deletes a failed job's metrics.csv before the rerun: the rows travel with the checkpoint."""
+    cfg = tiny_cfg()
+    loop.train(cfg, shards, tmp_path / "full", provenance=PROV)
+    run = tmp_path / "split"
+    loop.train(cfg, shards, run, provenance=PROV, max_steps=5)  # checkpoint at step 4
+    (run / "metrics.csv").unlink()
+    loop.train(cfg, shards, run, provenance=PROV)
+
+    def rows(d):
+        with open(d / "metrics.csv") as f:
+            return [{k: v for k, v in r.items() if k != "step_time_s"} for r in csv.DictReader(f)]
+
+    assert [int(r["step"]) for r in rows(run)] == list(range(1, len(rows(tmp_path / "full")) + 1))
+    assert rows(run) == rows(tmp_path / "full")
 
 
 def test_nan_guard_skips_then_stops(tmp_path, shards, monkeypatch):

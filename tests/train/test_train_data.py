@@ -331,3 +331,18 @@ def test_bad_arguments_fail(store):
         dataset(store, crop_scale=0.0)
     with pytest.raises(IndexError):
         dataset(store)[len(store)]
+
+
+def test_sampler_starts_mid_epoch_without_loading_the_skipped_batches(store):
+    """A resumed run starts the epoch at its k-th index: the same batches as the tail of the full epoch."""
+    ds = dataset(store)
+    loader, sampler = make_loader(ds, batch_size_per_rank=2, workers=0, seed=0, rank=1, world_size=2)
+    (full,) = _batches_at(loader, sampler, ds, 1)
+    sampler.set_epoch(1, start=2)
+    assert len(loader) == 2
+    tail = list(loader)
+    assert [b.clip_ids.tolist() for b in tail] == [b.clip_ids.tolist() for b in full[1:]]
+    sampler.set_epoch(2)
+    assert len(list(loader)) == 3
+    with pytest.raises(ValueError, match="outside the epoch"):
+        sampler.set_epoch(0, start=7)
