@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -55,7 +56,7 @@ from mosic.tracking.base import TrackResult, check_clip, inside_frame
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CoTracker3Tracker", "INSTALL_HINT", "UPSTREAM_COMMIT"]
+__all__ = ["CoTracker3Tracker", "INSTALL_HINT", "UPSTREAM_COMMIT", "load_checkpoint"]
 
 # The upstream commit the adapter's copy of the predictor's pre/post-processing was checked against.
 UPSTREAM_COMMIT = "82e02e8029753ad4ef13cf06be7f4fc5facdda4d"
@@ -84,6 +85,41 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The state dict in a CoTracker3 checkpoint file, read with ``torch.load(weights_only=True)``.
+
+    Needs no ``cotracker`` package. A ``{"model": state_dict}`` wrapper is unwrapped.
+
+    Raises:
+        FileNotFoundError: when `path` is not a file.
+        pickle.UnpicklingError: when the file's pickle names anything but tensors and plain containers (it
+            could run code when unpickled; it is refused before anything in it runs). The message names
+            the file.
+        ValueError: when the file is not a torch checkpoint or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"CoTracker checkpoint {path} does not exist or is not a file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle.UnpicklingError(
+            f"refused to load CoTracker checkpoint {path}: it is not a plain state dict of tensors (its pickle "
+            "names other Python objects, which could run arbitrary code when loaded, so mosic reads checkpoints "
+            "with torch.load(weights_only=True) only and never retries without it). Use scaled_offline.pth from "
+            "https://huggingface.co/facebook/cotracker3, or re-save a trusted model with "
+            "torch.save(model.state_dict(), path)"
+        ) from err
+    except Exception as err:  # noqa: BLE001 - torch raises KeyError, RuntimeError, EOFError... for a non-checkpoint
+        detail = f"{type(err).__name__}: {err}"
+        raise ValueError(f"cannot read CoTracker checkpoint {path} as a torch file ({detail})") from err
+    if isinstance(state, dict) and "model" in state:
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise ValueError(f"CoTracker checkpoint {path} holds a {type(state).__name__}, not a state dict")
+    return state
 
 
 def support_grid(size: int, height: int, width: int) -> torch.Tensor:
@@ -126,6 +162,8 @@ class CoTracker3Tracker:
     Raises:
         ImportError: when ``checkpoint`` is given and the ``cotracker`` package is not installed (the message
             says how to install it).
+        pickle.UnpicklingError, ValueError, FileNotFoundError: when ``checkpoint`` cannot be read safely
+            (:func:`load_checkpoint`; checked before the package is imported).
     """
 
     name = "cotracker3"
@@ -197,16 +235,14 @@ class CoTracker3Tracker:
             return predictor, {"kind": "torch.hub", "repo": hub_repo, "entry_point": "cotracker3_offline"}
 
         path = Path(checkpoint)
+        state = load_checkpoint(path)  # first: a refused file fails before anything else happens
         with _preserved_torch_rng():
             try:
                 from cotracker.predictor import CoTrackerPredictor
             except ImportError as err:
                 raise ImportError(f"{INSTALL_HINT} (import failed: {err})") from err
-            # Random init here; the weights are read below by us, never by upstream's unrestricted loader.
+            # Random init here; the weights were read above by us, never by upstream's unrestricted loader.
             predictor = CoTrackerPredictor(checkpoint=None, offline=True, v2=False, window_len=60)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "model" in state:
-            state = state["model"]
         try:
             predictor.model.load_state_dict(state)
         except RuntimeError as err:

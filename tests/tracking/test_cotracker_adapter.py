@@ -6,7 +6,9 @@ probabilities) and records every call. The last test runs the real package when 
 """
 
 import json
+import os
 import pickle
+import re
 import sys
 import types
 
@@ -15,7 +17,7 @@ import pytest
 import torch
 
 from mosic.tracking import Tracker, grid_queries, inside_frame, make_tracker
-from mosic.tracking.cotracker import INSTALL_HINT, CoTracker3Tracker, support_grid
+from mosic.tracking.cotracker import INSTALL_HINT, CoTracker3Tracker, load_checkpoint, support_grid
 
 MODEL_HW = (16, 24)  # the fake's model resolution (upstream: 384 x 512)
 STEP = torch.tensor([1.0, 0.5])  # the fake moves every point by this many model pixels per frame
@@ -254,3 +256,42 @@ def test_real_cotracker_matches_its_predictor(tmp_path):
     tracks, visibility = upstream(video, queries=q)
     np.testing.assert_allclose(result.tracks, tracks[0].numpy(), atol=1e-4)
     np.testing.assert_array_equal(result.visibility, visibility[0].numpy() & inside_frame(result.tracks, 32, 40))
+
+
+class _RunsShell:
+    """Unpickling this calls os.system: what a malicious checkpoint does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle"])
+def test_malicious_checkpoint_is_refused_by_name(tmp_path, writer):
+    """No cotracker package needed: the file is refused, named, and its payload never runs."""
+    marker = tmp_path / "payload_ran"
+    path = tmp_path / "evil checkpoint.pth"
+    state = {"weight": torch.zeros(3), "extra": _RunsShell(marker)}
+    if writer == "torch.save":
+        torch.save(state, path)
+    else:
+        path.write_bytes(pickle.dumps(state))
+    for load in (load_checkpoint, lambda p: CoTracker3Tracker(checkpoint=p, device="cpu")):
+        with pytest.raises(pickle.UnpicklingError, match="refused to load CoTracker checkpoint") as info:
+            load(path)
+        assert str(path) in str(info.value) and "weights_only=True" in str(info.value)
+    assert not marker.exists()
+
+
+def test_unreadable_checkpoint_is_named(tmp_path):
+    path = tmp_path / "not_a_checkpoint.pth"
+    path.write_bytes(b"hello, not a torch file")
+    with pytest.raises(ValueError, match=re.escape(f"cannot read CoTracker checkpoint {path}")):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        load_checkpoint(tmp_path / "missing.pth")
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"model": {"weight": torch.ones(2)}}, wrapped)
+    torch.testing.assert_close(load_checkpoint(wrapped)["weight"], torch.ones(2))
