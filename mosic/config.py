@@ -47,6 +47,7 @@ __all__ = [
     "EvaluateConfig",
     "Config",
     "parse_config",
+    "model_patch_size",
     "config_hash",
     "to_dict",
 ]
@@ -140,7 +141,11 @@ class ClipsConfig:
         "regular: every <step>-th frame from a random start; uniform: sorted random frames; dense: consecutive "
         "frames; full: every frame of the video."
     )
-    num_frames: int = _field("Frames per clip (T).", ge=1, le=1024)
+    num_frames: int = _field(
+        "Frames per clip (T); at least 2, since the loss matches frame 0 with the frames the points move to.",
+        ge=2,
+        le=1024,
+    )
     step: int = _field("Frame step in regular mode (original run: 6).", ge=1, le=1000)
     clips_per_video: int = _field("Clips sampled per video.", ge=1, le=10_000)
     short_videos: Literal["pad", "skip"] = _field(
@@ -403,6 +408,15 @@ def _type_name(tp: Any) -> str:
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 
+def _plural_type_name(tp: Any) -> str:
+    """What a list of `tp` holds, in the plural: ``integers``, ``values among 'a', 'b'``."""
+    if typing.get_origin(tp) is Literal:
+        return "values among " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "mappings"
+    return {bool: "true or false values", int: "integers", float: "numbers", str: "strings"}.get(tp, str(tp))
+
+
 def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool = False) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -418,7 +432,7 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool 
         (inner,) = typing.get_args(tp)
         if not isinstance(value, list) or (not value and not meta.get("allow_empty")):
             kind = "a list" if meta.get("allow_empty") else "a non-empty list"
-            raise ConfigError(f"config key '{key}' must be {kind} of {_type_name(inner)}s, got {value!r}")
+            raise ConfigError(f"config key '{key}' must be {kind} of {_plural_type_name(inner)}, got {value!r}")
         if len(set(map(repr, value))) < len(value):
             raise ConfigError(f"config key '{key}' lists a value twice: {value!r}")
         return [_check_value(f"{key}[{i}]", v, inner, meta) for i, v in enumerate(value)]
@@ -480,6 +494,26 @@ def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: boo
     return cls(**values)
 
 
+# Patch sizes of timm models whose names have no ``patchN`` part, for the parse-time input-size check.
+_NAMED_PATCH_SIZES = {"test_vit": 16, "test_vit2": 16, "test_vit3": 16, "test_vit4": 16, "test_vit_relpos": 16}
+
+
+def model_patch_size(name: str) -> int | None:
+    """The patch size of timm model `name` read from the name alone (no torch, no timm), or None if unknown.
+
+    timm's grammar puts it in the architecture, ``arch_size_patchN[_more][.tag]``
+    (``vit_small_patch14_dinov2.lvd142m`` -> 14); every timm model whose architecture name has a ``patchN``
+    part has patch size N. The tiny ``test_vit`` family (patch 16) has none and is listed here. For other
+    names this returns None: the check waits for :func:`mosic.model.backbone.build_backbone`, which reads the
+    built model's patch size.
+    """
+    arch = name.split(".", 1)[0]
+    found = re.search(r"(?:^|_)patch(\d+)(?=_|$)", arch)
+    if found:
+        return int(found.group(1))
+    return _NAMED_PATCH_SIZES.get(arch)
+
+
 def _cross_checks(cfg: Config) -> None:
     s = cfg.synthetic
     if s.min_objects > s.max_objects:
@@ -488,6 +522,13 @@ def _cross_checks(cfg: Config) -> None:
             f"synthetic.min_objects ({s.min_objects})"
         )
     t = cfg.train
+    patch = model_patch_size(t.model)
+    if patch is not None and t.input_size % patch:
+        lower, upper = max(patch, t.input_size // patch * patch), (t.input_size // patch + 1) * patch
+        raise ConfigError(
+            f"config key 'train.input_size' is {t.input_size}; accepted values: a multiple of the patch size {patch} "
+            f"of train.model {t.model!r}, e.g. {lower} or {upper}"
+        )
     if t.teacher_frames > cfg.clips.num_frames:
         raise ConfigError(
             f"config key 'train.teacher_frames' is {t.teacher_frames}; accepted values: 0 (all) to clips.num_frames "

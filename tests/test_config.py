@@ -184,3 +184,74 @@ def test_evaluation_job_gets_only_its_protocol(default_config_dict):
         parse_config(default_config_dict)
     with pytest.raises(ConfigError, match="unknown protocol 'knn'"):
         evaluate_job_section(cfg, "knn")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        (("clips", "num_frames"), 1, "config key 'clips.num_frames' is 1; accepted values: an integer >= 2"),
+        (
+            ("train", "input_size"),
+            130,
+            "config key 'train.input_size' is 130; accepted values: a multiple of the patch size 16 of train.model "
+            "'test_vit', e.g. 128 or 144",
+        ),
+        (("runs", "seeds"), [], "config key 'runs.seeds' must be a non-empty list of integers, got []"),
+        (
+            ("runs", "controls"),
+            "static",
+            "config key 'runs.controls' must be a list of values among 'shuffled', 'static', got 'static'",
+        ),
+        (("evaluate", "clustering", "ks"), 5, "'evaluate.clustering.ks' must be a non-empty list of integers, got 5"),
+    ],
+)
+def test_values_that_would_fail_later_fail_at_parse_time(default_config_dict, path, value, expected):
+    node = default_config_dict
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(ConfigError) as err:
+        parse_config(default_config_dict)
+    assert expected in str(err.value)
+
+
+def test_input_size_is_checked_against_the_patch_size_in_the_model_name(default_config_dict):
+    train = default_config_dict["train"]
+    train["model"], train["input_size"] = "vit_small_patch14_dinov2.lvd142m", 128
+    expected = (
+        "'train.input_size' is 128; accepted values: a multiple of the patch size 14 of train.model "
+        "'vit_small_patch14_dinov2.lvd142m', e.g. 126 or 140"
+    )
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_config(default_config_dict)
+    train["input_size"] = 224
+    assert parse_config(default_config_dict).train.input_size == 224
+    # A name without a patch size is left to build_backbone, which reads it from the built model.
+    train["model"], train["input_size"] = "flexivit_small", 130
+    assert parse_config(default_config_dict).train.model == "flexivit_small"
+
+
+def test_model_patch_size_matches_timm():
+    """The name-only patch size (config.py imports no timm) agrees with the models timm builds."""
+    import timm
+    import torch
+
+    from mosic.config import _NAMED_PATCH_SIZES, model_patch_size
+    from mosic.model.backbone import patch_size
+
+    names = [*_NAMED_PATCH_SIZES, "vit_small_patch14_dinov2.lvd142m", "vit_base_patch16_224", "vit_base_patch32_224"]
+    for name in names:
+        with torch.device("meta"):
+            model = timm.create_model(name, pretrained=False, num_classes=0)
+        assert model_patch_size(name) == patch_size(model), name
+    assert model_patch_size("vit_so400m_patch14_siglip_384.webli") == 14
+    assert model_patch_size("flexivit_small") is None and model_patch_size("resnet50") is None
+
+
+def test_config_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, mosic.config; print(any(m in sys.modules for m in ('torch', 'timm', 'numpy')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -28,6 +28,8 @@ def test_dry_run_default_config(tmp_path):
         ({"clips": {"step": "six"}}, "config key 'clips.step' must be an integer"),
         ({"clips": {"step": 0}}, "config key 'clips.step' is 0; accepted values: an integer >= 1"),
         ({"dataset": {"kind": "kinetics"}}, "accepted values: 'synthetic', 'ytvos', 'videos', 'davis'"),
+        ({"clips": {"num_frames": 1}}, "config key 'clips.num_frames' is 1; accepted values: an integer >= 2"),
+        ({"train": {"input_size": 130}}, "config key 'train.input_size' is 130; accepted values: a multiple of"),
     ],
 )
 def test_bad_config_fails_dry_run_naming_the_key(tmp_path, override, message):
