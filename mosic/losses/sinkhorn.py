@@ -29,6 +29,7 @@ def sinkhorn_knopp(
     iters: int = 10,
     log_domain: bool = False,
     valid: Tensor | None = None,
+    check: bool = True,
 ) -> Tensor:
     r"""Balanced soft assignment of M samples to K prototypes by entropic optimal transport.
 
@@ -95,6 +96,9 @@ def sinkhorn_knopp(
         log_domain: run the iterations in log space (stable for small ε).
         valid: optional bool ``[M]``; rows that take part (e.g. visible points). Invalid rows get all-zero
             output and count in neither marginal: the result on the valid rows equals running on ``scores[valid]``.
+        check: raise when the result is not finite. Both the check and the count of valid rows wait for the
+            device; with ``check=False`` nothing does, and the caller must test the result (training does, on the
+            device, and skips such a step).
 
     Returns:
         ``[M, K]`` float32 on the device of ``scores``: Q with every valid row summing to 1 and
@@ -103,8 +107,8 @@ def sinkhorn_knopp(
 
     Raises:
         ValueError: on bad shapes or arguments.
-        FloatingPointError: when the result is not finite (non-finite scores, or underflow of the plain path at
-            small ε). All processes raise together (the check is all-reduced), so none is left waiting.
+        FloatingPointError: with `check`, when the result is not finite (non-finite scores, or underflow of the
+            plain path at small ε). All processes raise together (the check is all-reduced), so none is left waiting.
 
     References:
         * M. Cuturi, "Sinkhorn Distances: Lightspeed Computation of Optimal Transport", NeurIPS 2013.
@@ -131,11 +135,14 @@ def sinkhorn_knopp(
             raise ValueError(f"valid must be a bool tensor of shape [{m}], got {valid.dtype} {tuple(valid.shape)}")
         valid = valid.to(scores.device)
 
-    m_global_t = valid.sum().to(torch.float64)
+    m_global_t = valid.sum().to(torch.float32)
     distributed.all_reduce_(m_global_t)
-    m_global = int(m_global_t.item())
-    if m_global == 0:  # the same on every process, so all return here together
-        return torch.zeros(m, k, dtype=torch.float32, device=scores.device)
+    if check:
+        m_global = int(m_global_t.item())
+        if m_global == 0:  # the same on every process, so all return here together
+            return torch.zeros(m, k, dtype=torch.float32, device=scores.device)
+    else:
+        m_global = m_global_t.clamp_min(1.0)  # a tensor: nothing waits for the device
 
     # S/ε with invalid rows at −inf, so that exp gives 0 there and they drop out of every sum and maximum.
     logits = (scores.float() / epsilon).masked_fill(~valid[:, None], -math.inf).t()  # [K, M]
@@ -144,6 +151,8 @@ def sinkhorn_knopp(
     else:
         q = _sinkhorn_plain(logits, valid, k, m_global, iters)
 
+    if not check:
+        return torch.where(m_global_t > 0, q, 0.0)  # no valid row anywhere: all zero, as with the check
     bad = (~torch.isfinite(q)).any().float()
     distributed.all_reduce_(bad, op="max")
     if bad.item() > 0:
@@ -158,7 +167,7 @@ def sinkhorn_knopp(
     return q
 
 
-def _sinkhorn_plain(logits: Tensor, valid: Tensor, k: int, m_global: int, iters: int) -> Tensor:
+def _sinkhorn_plain(logits: Tensor, valid: Tensor, k: int, m_global: int | Tensor, iters: int) -> Tensor:
     """Plain-domain iterations on ``logits`` = S/ε, ``[K, M]`` (−inf on invalid columns); returns ``[M, K]``."""
     m = logits.shape[1]
     # Global max shift: cancels in the normalisation below, keeps exp() ≤ 1.
@@ -183,11 +192,11 @@ def _sinkhorn_plain(logits: Tensor, valid: Tensor, k: int, m_global: int, iters:
     return torch.where(valid.unsqueeze(0), q / col, 0.0).t()
 
 
-def _sinkhorn_log(logits: Tensor, valid: Tensor, k: int, m_global: int, iters: int) -> Tensor:
+def _sinkhorn_log(logits: Tensor, valid: Tensor, k: int, m_global: int | Tensor, iters: int) -> Tensor:
     """Log-domain iterations on ``logits`` = S/ε, ``[K, M]`` (−inf on invalid columns); returns ``[M, K]``."""
     log_q = logits - _global_logsumexp(logits.reshape(1, -1), dim=1)
     log_r = -math.log(k)
-    log_c = -math.log(m_global)
+    log_c = -math.log(m_global) if isinstance(m_global, int) else -torch.log(m_global)
     for _ in range(iters):
         log_u = _global_logsumexp(log_q, dim=1)  # [K]
         log_q = log_q + (log_r - log_u).unsqueeze(1)

@@ -33,7 +33,7 @@ def make_teacher(student: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
+def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float, skip: torch.Tensor | None = None) -> None:
     """Move the teacher's parameters towards the student's: θ_t ← m·θ_t + (1 − m)·θ_s, in place.
 
     Parameters are matched by name; those the student does not train (``requires_grad=False``) are left
@@ -44,6 +44,8 @@ def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float) -> None
         teacher: the EMA copy (from :func:`make_teacher`).
         student: the trained model (a DDP wrapper is unwrapped).
         momentum: m in [0, 1]; 0 copies the student, 1 keeps the teacher.
+        skip: optional bool 0-d tensor on the device; where True the teacher is kept as it is (momentum 1), decided
+            on the device so the caller never waits for it (a skipped training step).
 
     Raises:
         ValueError: momentum outside [0, 1], or the two models' parameter or buffer names differ.
@@ -59,7 +61,11 @@ def ema_update_(teacher: nn.Module, student: nn.Module, momentum: float) -> None
     names = [name for name, p in s_params.items() if p.requires_grad]
     dst = [t_params[name].data for name in names]
     src = [s_params[name].data for name in names]
-    if dst and momentum < 1.0:
+    if dst and momentum < 1.0 and skip is not None:
+        keep = torch.where(skip.to(dst[0].device), 1.0, momentum).to(dst[0].dtype)  # 0-d, on the device
+        torch._foreach_mul_(dst, keep)
+        torch._foreach_add_(dst, torch._foreach_mul(src, 1.0 - keep))
+    elif dst and momentum < 1.0:
         if momentum == 0.0:
             torch._foreach_copy_(dst, src)
         else:

@@ -40,6 +40,7 @@ import logging
 import os
 import random
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,16 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-__all__ = ["save_checkpoint", "latest_checkpoint", "load_checkpoint", "rng_state", "CheckpointError"]
+from mosic import distributed
+
+__all__ = [
+    "save_checkpoint",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "resume_or_start",
+    "rng_state",
+    "CheckpointError",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -446,3 +456,41 @@ def load_checkpoint(
     logger.info("loaded checkpoint %s (step %d)", path, record["step"])
     extra = {k.removeprefix("extra."): v for k, v in tensors.items() if k.startswith("extra.")}
     return {**record, "extra_tensors": extra}
+
+
+def resume_or_start(
+    directory: Path,
+    *,
+    fingerprint: str,
+    modules: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+) -> dict | None:
+    """Load the newest checkpoint of this run, or say that the run starts afresh (None); every rank calls it.
+
+    A run resumes only its own checkpoints: those whose ``meta.run_fingerprint`` is `fingerprint` (the training
+    config and the cache's checksums). Checkpoints of another run (the job reruns because its config or cache
+    changed) move to ``checkpoints.old`` beside `directory`, replacing an older such folder, and the run starts
+    afresh. Each rank restores its own random states (:func:`load_checkpoint` with its rank).
+
+    Returns:
+        What :func:`load_checkpoint` returns, or None.
+    """
+    directory = Path(directory)
+    latest = latest_checkpoint(directory)
+    if latest is not None:
+        previous = json.loads(_sidecar(latest).read_text())["meta"].get("run_fingerprint")
+        if previous != fingerprint:
+            logger.warning("checkpoints in %s belong to another config or cache; starting afresh", directory)
+            distributed.barrier()  # every rank has read the directory before it moves
+            if distributed.is_main_process():
+                old = directory.parent / "checkpoints.old"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+                directory.mkdir()
+            distributed.barrier()
+            return None
+    if latest is None:
+        return None
+    record = load_checkpoint(latest, modules=modules, optimizer=optimizer, rank=distributed.rank())
+    logger.info("resumed from %s at step %d", latest, record["step"])
+    return record

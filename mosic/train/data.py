@@ -96,7 +96,7 @@ class ClipBatch:
         student_all: float32 [B, T, 3, S_in, S_in], the student's view of every frame (symmetric loss), or None.
         tracks: float32 [B, T, N, 2], (x, y) of the sampled points.
         visibility: bool [B, T, N]; True at frame 0 for every sampled (not padded) point.
-        clip_ids: int64 [B], the clips' global indices in the store.
+        clip_ids: int64 [B], the clips' global indices in the store (on the CPU: :meth:`to` leaves them there).
     """
 
     video: Tensor
@@ -106,7 +106,7 @@ class ClipBatch:
     visibility: Tensor
     clip_ids: Tensor
 
-    def _apply(self, fn) -> ClipBatch:
+    def _apply(self, fn, keep_ids: bool = False) -> ClipBatch:
         video = fn(self.video)
         if self.student_all is None:
             student_all = None
@@ -121,12 +121,13 @@ class ClipBatch:
             student_all=student_all,
             tracks=fn(self.tracks),
             visibility=fn(self.visibility),
-            clip_ids=fn(self.clip_ids),
+            clip_ids=self.clip_ids if keep_ids else fn(self.clip_ids),
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
-        """The batch on `device`."""
-        return self._apply(lambda x: x.to(device, non_blocking=non_blocking))
+        """The batch on `device`; ``clip_ids`` stay on the CPU (the step draws masks from them on the host, and
+        reading them back from a GPU would make the host wait)."""
+        return self._apply(lambda x: x.to(device, non_blocking=non_blocking), keep_ids=True)
 
     def pin_memory(self) -> ClipBatch:
         """The batch in pinned host memory (called by ``DataLoader(pin_memory=True)``)."""

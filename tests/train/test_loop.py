@@ -10,6 +10,7 @@ from train_helpers import PROV, losses, tiny_cfg
 
 from mosic.store import ShardReader
 from mosic.train import loop
+from mosic.train import step as step_module
 from mosic.train.export import load_exported
 
 
@@ -60,14 +61,14 @@ def test_resumed_run_keeps_the_whole_metrics_history(tmp_path, shards):
 
 
 def test_nan_guard_skips_then_stops(tmp_path, shards, monkeypatch):
-    real = loop.mosic_step
+    real = step_module.mosic_step
 
     def nan_step(*args, **kwargs):
         out = real(*args, **kwargs)
         out["loss"] = out["loss"] * float("nan")
         return out
 
-    monkeypatch.setattr(loop, "mosic_step", nan_step)
+    monkeypatch.setattr(step_module, "mosic_step", nan_step)
     with pytest.raises(loop.TrainingDiverged, match="train.nan_limit = 2"):
         loop.train(tiny_cfg(nan_limit=2), shards, tmp_path / "nan", provenance=PROV)
 

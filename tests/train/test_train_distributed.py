@@ -38,7 +38,8 @@ RANK_SCRIPT = textwrap.dedent(
 
     from mosic import distributed
     from mosic.config import TrainConfig, section_from_dict
-    from mosic.train import loop
+    from mosic.train import loop, metrics
+    from mosic.train import step as step_module
 
     cfg = section_from_dict(TrainConfig, json.loads(sys.argv[1]), "train")
     shards, out = sys.argv[2].split(","), Path(sys.argv[3])
@@ -69,23 +70,22 @@ RANK_SCRIPT = textwrap.dedent(
 
     loop.make_teacher = make_teacher
 
-    real_step = loop.mosic_step
+    real_step = step_module.mosic_step
 
     def mosic_step(*args, **kwargs):
         if "setup" not in held:  # after set-up (and the DDP wrap), before the first update
             held["setup"] = {**state("student", held["student"]), **state("teacher", held["teacher"])}
         return real_step(*args, **kwargs)
 
-    loop.mosic_step = mosic_step
+    step_module.mosic_step = mosic_step
 
-    if hasattr(loop, "_MetricsLog"):
-        real_append = loop._MetricsLog.append
+    real_close = metrics.StepLog.close
 
-        def append(self, row):
-            rows.append({k: v for k, v in row.items() if k != "step_time_s"})
-            real_append(self, row)
+    def close(self):  # every rank keeps the rows it would log
+        real_close(self)
+        rows[:] = [{k: v for k, v in row.items() if k != "step_time_s"} for row in self.rows]
 
-        loop._MetricsLog.append = append
+    metrics.StepLog.close = close
 
     loop.train(cfg, shards, out, provenance={"git_sha": "test"}, max_steps=max_steps)
     if "setup" in held:
