@@ -37,6 +37,7 @@ __all__ = [
     "run_name",
     "split_run_name",
     "evaluate_job_section",
+    "evaluate_gpus",
     "PROTOCOLS",
     "ImageDatasetConfig",
     "VideoDatasetConfig",
@@ -370,7 +371,10 @@ class EvaluateConfig:
 
     input_size: int = _field("Input size of the linear probe and clustering (NeCo: 448).", ge=16)
     batch_size: int = _field("Images per feature-extraction batch.", ge=1)
-    device: Literal["auto", "cpu", "cuda"] = _field("Where features are computed; auto = cuda when available.")
+    device: Literal["auto", "cpu", "cuda"] = _field(
+        "Where features are computed; auto = cuda when available. Each evaluation job asks Snakemake for one GPU "
+        "with cuda, none with cpu, and with auto one when train.gpus > 0 (see evaluate_gpus)."
+    )
     parity: bool = _field(
         "Reproduce the reference implementations' quirks (ADE20K averaged over 151 classes incl. 0; Hummingbird "
         "scored with Hungarian matching; Hummingbird std 0.255)."
@@ -613,6 +617,18 @@ def evaluate_job_section(cfg: Config, protocol: str) -> dict[str, Any]:
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; accepted values: {', '.join(map(repr, PROTOCOLS))}")
     return {k: v for k, v in to_dict(cfg.evaluate).items() if k == protocol or k not in PROTOCOLS}
+
+
+def evaluate_gpus(cfg: Config) -> int:
+    """GPUs an evaluation job asks Snakemake for (its ``resources: gpu``), following ``evaluate.device``.
+
+    ``cuda``: 1; ``cpu``: 0; ``auto``: 1 when the run trains on GPUs (``train.gpus > 0``), else 0 (a job that
+    finds a GPU anyway still uses it, without reserving it).
+    """
+    device = cfg.evaluate.device
+    if device == "auto":
+        return 1 if cfg.train.gpus > 0 else 0
+    return 1 if device == "cuda" else 0
 
 
 def run_name(variant: str, seed: int) -> str:

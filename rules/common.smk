@@ -12,6 +12,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.en
 from mosic.config import (
     PROTOCOLS,
     ConfigError,
+    evaluate_gpus,
     evaluate_job_section,
     parse_config,
     run_name,

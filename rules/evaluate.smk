@@ -28,7 +28,8 @@ rule evaluate:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1 if CFG.train.gpus > 0 else 0,
+        # evaluate.device: cuda = 1, cpu = 0, auto = 1 when train.gpus > 0.
+        gpu=evaluate_gpus(CFG),
     params:
         # The shared evaluate keys and this protocol's own settings: editing another protocol never reruns it.
         evaluate_cfg=lambda wc: evaluate_job_section(CFG, wc.protocol),

@@ -175,10 +175,10 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     assert "wildcards: shard=00001" in out and "shard=00000" not in out and "rule index" not in out
 
 
-def test_gpu_rules_declare_their_gpus(tmp_path):
-    """With --resources gpu=8, tracking shards ask one GPU each (CoTracker3), training train.gpus, evaluation one."""
+def _declared_gpus(tmp_path, override: dict) -> dict[str, set[int]]:
+    """The `gpu` resource of each job of a dry run with --resources gpu=8, by rule (absent = none declared)."""
     cfg = tmp_path / "gpu.yaml"
-    cfg.write_text(yaml.safe_dump({"track": {"tracker": "cotracker3"}, "train": {"gpus": 4}}))
+    cfg.write_text(yaml.safe_dump(override))
     res = snakemake(tmp_path, "-n", "--cores", "8", "--resources", "gpu=8", "--configfile", str(cfg))
     assert res.returncode == 0, res.stderr[-3000:]
     jobs = re.split(r"\n(?=rule |localrule )", res.stdout + res.stderr)
@@ -188,5 +188,22 @@ def test_gpu_rules_declare_their_gpus(tmp_path):
         found = re.search(r"resources: .*?\bgpu=(\d+)", job)
         if name and found:
             gpus.setdefault(name.group(1), set()).add(int(found.group(1)))
+    return gpus
+
+
+def test_gpu_rules_declare_their_gpus(tmp_path):
+    """With --resources gpu=8, tracking shards ask one GPU each (CoTracker3), training train.gpus, evaluation one."""
+    gpus = _declared_gpus(tmp_path, {"track": {"tracker": "cotracker3"}, "train": {"gpus": 4}})
     assert gpus["track_shard"] == {1} and gpus["train"] == {4} and gpus["evaluate"] == {1}
     assert gpus.get("index", {0}) == {0} and gpus.get("synthetic_data", {0}) == {0}
+
+
+@pytest.mark.parametrize(
+    ("device", "train_gpus", "expected"),
+    [("auto", 4, {1}), ("auto", 0, {0}), ("cpu", 4, {0}), ("cuda", 0, {1})],
+)
+def test_evaluation_gpu_follows_evaluate_device(tmp_path, device, train_gpus, expected):
+    """Evaluation reserves a GPU when it computes on one (evaluate.device), not because training uses GPUs."""
+    gpus = _declared_gpus(tmp_path, {"evaluate": {"device": device}, "train": {"gpus": train_gpus}})
+    assert gpus.get("evaluate", {0}) == expected
+    assert gpus.get("train", {0}) == {train_gpus}
