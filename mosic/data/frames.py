@@ -9,7 +9,11 @@ Every frame leaves this module as ``uint8 [H, W, 3]`` RGB:
   composited on black: ``rgb * alpha / 255``. Transparent pixels carry no defined colour (encoders leave
   anything there), so black is the only value that is the same for every encoder; opaque frames, the
   only kind video extraction produces, are unchanged.
-- EXIF orientation is ignored: frames are read as stored, like video frames, so a folder keeps one size.
+- EXIF orientation (tag 274, codes 1-8) is honoured when asked (``orient=True``, as frame-folder readers do):
+  the frame comes out as an image viewer shows it, rotated and / or mirrored with numpy. Video files carry
+  the same information as a display matrix (:func:`orientation_from_display_matrix`), so both sources share
+  the EXIF codes and :func:`apply_orientation`. Masks (PNG, no EXIF) are read as stored, so evaluation reads
+  frames with ``orient=False`` to keep them aligned with their masks.
 
 Speed: when a target size is given and it is at most half the stored size, JPEGs are decoded at 1/2,
 1/4 or 1/8 scale in the DCT domain (PIL ``draft``), which skips most of the inverse DCT and colour
@@ -22,12 +26,26 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["FRAME_SUFFIXES", "decode_image", "to_rgb", "resize_rgb", "list_frame_files", "check_frame"]
+__all__ = [
+    "FRAME_SUFFIXES",
+    "FrameHeader",
+    "decode_image",
+    "to_rgb",
+    "resize_rgb",
+    "list_frame_files",
+    "duplicate_stems",
+    "check_frame",
+    "read_exif_orientation",
+    "orientation_from_display_matrix",
+    "orientation_rotation",
+    "apply_orientation",
+]
 
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 """File suffixes (compared lower-case) that count as frames in a frame folder."""
@@ -35,6 +53,10 @@ FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"IEND\xaeB`\x82"
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_EXIF_ORIENTATION = 0x0112
+# EXIF orientation code -> (degrees clockwise, mirrored): the viewer mirrors left-right first, then rotates.
+_ORIENTATIONS = {1: (0, False), 2: (0, True), 3: (180, False), 4: (180, True),
+                 5: (270, True), 6: (90, False), 7: (90, True), 8: (270, False)}  # fmt: skip
 
 
 def _natural_key(name: str) -> list[int | str]:
@@ -66,7 +88,82 @@ def list_frame_files(folder: Path) -> list[Path]:
     return [folder / n for n in sorted(names, key=_natural_key)]
 
 
-def check_frame(path: Path) -> tuple[int, int]:
+def duplicate_stems(files: list[Path]) -> dict[str, list[str]]:
+    """Frames stored twice: file stems that occur with more than one suffix (``00000.jpg`` and ``00000.png``).
+
+    Returns:
+        ``{stem: [file names]}`` for every such stem, in frame order; empty when every stem is unique.
+    """
+    by_stem: dict[str, list[str]] = {}
+    for f in files:
+        by_stem.setdefault(f.stem, []).append(f.name)
+    return {stem: names for stem, names in by_stem.items() if len(names) > 1}
+
+
+# --- orientation (EXIF codes, shared with the display matrix of video files) ---------------------------------
+def read_exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation code (1-8) of an opened image; 1 (as stored) when absent or unreadable.
+
+    Reads the EXIF block PIL found while opening the file (JPEG APP1, PNG eXIf before the image data), so
+    a PNG is not decoded to find it.
+    """
+    raw = im.info.get("exif")
+    if not raw:
+        return 1
+    try:
+        exif = Image.Exif()
+        exif.load(raw)
+        code = int(exif.get(_EXIF_ORIENTATION, 1))
+    except Exception:  # a damaged EXIF block says nothing reliable about orientation
+        return 1
+    return code if code in _ORIENTATIONS else 1
+
+
+def orientation_from_display_matrix(matrix: np.ndarray | list[int]) -> int:
+    """The EXIF orientation code of a video display matrix (``AV_PKT_DATA_DISPLAYMATRIX``, 9 int32).
+
+    FFmpeg's matrix maps a stored pixel ``(p, q)`` (column, row; rows go down) to the displayed
+    ``p' = a p + c q + x``, ``q' = b p + d q + y`` with ``a, b, c, d = m[0], m[1], m[3], m[4]`` (16.16 fixed
+    point). Only multiples of 90 degrees, with or without a mirror, are recognised; anything else (a
+    matrix that is not one of the eight axis-aligned transforms, or all zero) counts as 1, as stored.
+    """
+    m = np.asarray(matrix, dtype=np.int64).reshape(-1)
+    if m.size < 5:
+        return 1
+    a, b, c, d = (int(np.sign(v)) if abs(v) >= 1 << 15 else 0 for v in (m[0], m[1], m[3], m[4]))
+    table = {  # (a, b, c, d) -> code
+        (1, 0, 0, 1): 1, (-1, 0, 0, 1): 2, (-1, 0, 0, -1): 3, (1, 0, 0, -1): 4,
+        (0, 1, 1, 0): 5, (0, 1, -1, 0): 6, (0, -1, -1, 0): 7, (0, -1, 1, 0): 8,
+    }  # fmt: skip
+    return table.get((a, b, c, d), 1)
+
+
+def orientation_rotation(code: int) -> tuple[int, bool]:
+    """``(degrees clockwise, mirrored)`` that EXIF orientation `code` applies (mirror left-right first)."""
+    return _ORIENTATIONS.get(code, (0, False))
+
+
+def apply_orientation(rgb: np.ndarray, code: int) -> np.ndarray:
+    """Turn a stored ``[H, W, C]`` frame into the one a viewer shows for EXIF orientation `code`.
+
+    Codes 5-8 swap height and width. Returns a view when `code` is 1, a contiguous copy otherwise.
+    """
+    degrees, mirrored = orientation_rotation(code)
+    if degrees == 0 and not mirrored:
+        return rgb
+    out = rgb[:, ::-1] if mirrored else rgb
+    return np.ascontiguousarray(np.rot90(out, k=-degrees // 90))  # np.rot90 turns counter-clockwise
+
+
+class FrameHeader(NamedTuple):
+    """What :func:`check_frame` learns from a frame file: its displayed size and EXIF orientation."""
+
+    height: int  # as displayed (after the orientation)
+    width: int
+    orientation: int  # EXIF code, 1 = as stored
+
+
+def check_frame(path: Path) -> FrameHeader:
     """Check that a frame file is a complete, decodable image without decoding it in the common case.
 
     Reads the header (PIL's lazy open) and the last bytes of the file: a JPEG must end with its EOI
@@ -74,7 +171,8 @@ def check_frame(path: Path) -> tuple[int, int]:
     pads after the end marker) is decoded in full to decide. Costs about 0.1 ms per frame.
 
     Returns:
-        ``(height, width)`` of the frame.
+        ``(height, width, orientation)``: the size as displayed (EXIF orientations 5-8 swap the stored
+        height and width) and the EXIF orientation code.
 
     Raises:
         OSError: with a short description of the problem (zero-byte file, not an image, truncated, or
@@ -91,6 +189,7 @@ def check_frame(path: Path) -> tuple[int, int]:
         except Exception as exc:  # PIL raises OSError, SyntaxError or struct errors on a damaged header
             raise OSError(f"corrupt image header ({exc})") from exc
         width, height = im.size
+        orientation = read_exif_orientation(im)
         end = {"JPEG": _JPEG_EOI, "PNG": _PNG_IEND}.get(im.format or "")
         if end is not None:
             f.seek(max(0, size - len(end)))
@@ -100,7 +199,9 @@ def check_frame(path: Path) -> tuple[int, int]:
                     Image.open(f).load()
                 except Exception as exc:
                     raise OSError(f"corrupt {im.format} ({exc})") from exc
-    return height, width
+    if orientation >= 5:
+        height, width = width, height
+    return FrameHeader(height, width, orientation)
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:
@@ -128,12 +229,13 @@ def resize_rgb(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def decode_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode one frame file to RGB, optionally resized.
+def decode_image(path: Path, size: tuple[int, int] | None = None, *, orient: bool = False) -> np.ndarray:
+    """Decode one frame file to RGB, optionally turned as its EXIF orientation says and resized.
 
     Args:
         path: a JPEG or PNG file (any format PIL reads works).
-        size: ``(height, width)`` of the output; None keeps the stored size.
+        size: ``(height, width)`` of the output (as displayed when `orient`); None keeps the frame's size.
+        orient: apply the EXIF orientation (:func:`apply_orientation`); False reads the pixels as stored.
 
     Returns:
         ``uint8 [H, W, 3]`` RGB.
@@ -143,10 +245,12 @@ def decode_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """
     try:
         with Image.open(path) as im:
+            code = read_exif_orientation(im) if orient else 1
             if size is not None and im.format == "JPEG":
-                # draft picks the largest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= the request.
-                im.draft(None, (size[1], size[0]))
-            rgb = to_rgb(im)
+                # draft picks the largest DCT scale (1/2, 1/4, 1/8) that keeps both sides >= the request,
+                # given in stored orientation (codes 5-8 swap the sides).
+                im.draft(None, (size[0], size[1]) if code >= 5 else (size[1], size[0]))
+            rgb = apply_orientation(to_rgb(im), code)
     except OSError:
         raise
     except Exception as exc:  # PIL raises SyntaxError, ValueError, DecompressionBombError on some bad files

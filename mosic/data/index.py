@@ -1,8 +1,10 @@
 """The dataset index: one row per video (what it is, whether it can be read, why not) and its clips.
 
-`index.parquet` columns: ``video_id, kind, path, num_frames, height, width, fps, status, reason, shard,
-num_clips``. ``status`` is ``ok`` or ``skipped``; ``reason`` says why a video was skipped (or carries a
-note on an ``ok`` row, e.g. that mixed frame sizes were resized).
+`index.parquet` columns: ``video_id, kind, path, num_frames, height, width, rotation, fps, status, reason,
+shard, num_clips``. ``status`` is ``ok`` or ``skipped``; ``reason`` says why a video was skipped (or carries a
+note on an ``ok`` row, e.g. that mixed frame sizes were resized). ``height`` and ``width`` are the displayed
+size, and ``rotation`` the degrees clockwise the reader turns stored frames to get it (a video's display
+matrix, a frame's EXIF orientation; 0 for most data).
 
 `clips.parquet` columns: ``video_id, shard, clip, frames`` with ``frames`` the list of frame indices
 into the video (see :mod:`mosic.data.clips`). Rows are sorted by shard, then video id, then clip.
@@ -66,6 +68,7 @@ def build_index(infos: list[VideoInfo], clips_cfg: ClipsConfig) -> tuple[pd.Data
                 "num_frames": info.num_frames,
                 "height": info.height,
                 "width": info.width,
+                "rotation": info.rotation,
                 "fps": info.fps,
                 "status": status,
                 "reason": reason,
@@ -91,6 +94,7 @@ _INDEX_SCHEMA = pa.schema(
         ("num_frames", pa.int64()),
         ("height", pa.int32()),
         ("width", pa.int32()),
+        ("rotation", pa.int16()),
         ("fps", pa.float64()),
         ("status", pa.string()),
         ("reason", pa.string()),

@@ -14,6 +14,13 @@ builds each case):
 
 - Frames of mode L, 1, P, CMYK, RGBA, LA, 16-bit PNG, or .jpg and .png mixed: ``ok``, read as RGB (alpha
   composited on black, 16 bits scaled to 8; :mod:`mosic.data.frames`).
+- Frame stored twice in a folder under one name with two extensions (``00000.jpg`` and ``00000.png``):
+  ``skipped``, the reason names the folder and the duplicated stems (every frame would count twice).
+- JPEG frames with an EXIF orientation, video files with a rotation display matrix (phone videos): ``ok``,
+  read as a viewer shows them; height and width are the displayed ones and ``rotation`` records the turn
+  applied (a mirror is noted in the reason).
+- mp4 with an edit list that hides samples (phone videos): ``ok``, ``num_frames`` counts the frames the
+  decoder outputs, not the container's sample count (:mod:`mosic.data.videofile`).
 - Frame sizes differ within a folder: ``ok`` with the note "mixed frame sizes: ..."; every frame is
   resized to the first frame's size on read (found only with verify_frames; read the same way without).
 - Folder with no frames, or missing (an id listed in a split file): ``skipped``, "no frames ..." /
@@ -48,7 +55,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mosic.data.frames import check_frame, decode_image, list_frame_files
+from mosic.data.frames import (
+    check_frame,
+    decode_image,
+    duplicate_stems,
+    list_frame_files,
+    orientation_rotation,
+    read_exif_orientation,
+)
 from mosic.data.layouts import (
     Annotations,
     Layout,
@@ -86,6 +100,7 @@ class JpegFolderReader(VideoReader):
 
     Only the requested frames are decoded. With a target size at most half the stored size, JPEGs are
     decoded at reduced scale in the DCT domain before the final resize (:func:`mosic.data.frames.decode_image`).
+    Frames come out as a viewer shows them: each is turned as its EXIF orientation says.
 
     Args:
         path: the frame folder.
@@ -116,7 +131,7 @@ class JpegFolderReader(VideoReader):
 
     def _decode_one(self, k: int, size: tuple[int, int]) -> np.ndarray:
         try:
-            return decode_image(self._files[k], size)
+            return decode_image(self._files[k], size, orient=True)
         except OSError as exc:
             raise VideoReadError(f"{self._files[k]}: cannot decode frame {k}: {exc}") from exc
 
@@ -131,12 +146,13 @@ class JpegFolderReader(VideoReader):
         return out
 
     def frame_sizes(self, indices: Sequence[int] | np.ndarray) -> list[tuple[int, int]]:
-        """Native ``(height, width)`` of each given frame, from the file headers (no decoding)."""
+        """Native ``(height, width)`` of each given frame as displayed, from the file headers (no decoding)."""
         sizes = []
         for k in indices:
             try:
                 with Image.open(self._files[int(k)]) as im:
-                    sizes.append((im.height, im.width))
+                    hw = (im.height, im.width)
+                    sizes.append(hw[::-1] if read_exif_orientation(im) >= 5 else hw)
             except OSError as exc:
                 raise VideoReadError(f"{self._files[int(k)]}: cannot read frame header: {exc}") from exc
         return sizes
@@ -163,27 +179,50 @@ def _probe_jpeg_folder(video_id: str, path: Path, *, verify_frames: bool) -> Vid
         return skipped(video_id, "jpeg_folder", path, f"cannot list folder: {exc}")
     if not files:
         return skipped(video_id, "jpeg_folder", path, "no frames (.jpg, .jpeg, .png) in folder")
-    note = ""
+    twice = duplicate_stems(files)
+    if twice:
+        shown = ", ".join(f"{stem} ({' + '.join(names)})" for stem, names in list(twice.items())[:5])
+        more = f" and {len(twice) - 5} more" if len(twice) > 5 else ""
+        return skipped(
+            video_id,
+            "jpeg_folder",
+            path,
+            f"folder {path.name}: {len(twice)} frames stored twice under one name with different extensions, "
+            f"which would count every such frame twice: {shown}{more}; keep one file per frame",
+        )
+    notes = []
     if verify_frames:
         sizes: dict[tuple[int, int], int] = {}
-        first: tuple[int, int] | None = None
+        orientations: dict[int, int] = {}
+        first = None
         for f in files:
             try:
-                hw = check_frame(f)
+                header = check_frame(f)
             except OSError as exc:
                 return skipped(video_id, "jpeg_folder", path, f"frame {f.name}: {_describe(f, exc)}")
-            first = first or hw
+            first = first or header
+            hw = (header.height, header.width)
             sizes[hw] = sizes.get(hw, 0) + 1
+            orientations[header.orientation] = orientations.get(header.orientation, 0) + 1
         assert first is not None
-        height, width = first
+        height, width, orientation = first
+        if len(orientations) > 1:
+            other = len(files) - orientations[orientation]
+            notes.append(f"EXIF orientation differs: {other} of {len(files)} frames are turned unlike the first")
         if len(sizes) > 1:
-            other = len(files) - sizes[first]
-            note = f"mixed frame sizes: {other} of {len(files)} frames differ from {width}x{height}; resized on read"
+            other = len(files) - sizes[(height, width)]
+            notes.append(
+                f"mixed frame sizes: {other} of {len(files)} frames differ from {width}x{height}; resized on read"
+            )
     else:
         try:
-            height, width = check_frame(files[0])
+            height, width, orientation = check_frame(files[0])
         except OSError as exc:
             return skipped(video_id, "jpeg_folder", path, f"frame {files[0].name}: {_describe(files[0], exc)}")
+    rotation, mirrored = orientation_rotation(orientation)
+    if mirrored:
+        turn = f" and rotated {rotation} degrees clockwise" if rotation else ""
+        notes.insert(0, f"EXIF orientation {orientation}: mirrored{turn} as viewers show it")
     return VideoInfo(
         video_id=video_id,
         kind="jpeg_folder",
@@ -193,7 +232,8 @@ def _probe_jpeg_folder(video_id: str, path: Path, *, verify_frames: bool) -> Vid
         width=width,
         fps=math.nan,
         status="ok",
-        reason=note,
+        reason="; ".join(notes),
+        rotation=rotation,
     )
 
 
@@ -211,13 +251,15 @@ def probe(video_id: str, path: Path, kind: str, *, verify_frames: bool = True) -
             which finds zero-byte, corrupt and unreadable frames and mixed sizes; otherwise only the first
             frame is opened. Video files: count packets (one demux pass) and decode the first and last frames
             (the last costs decoding from the keyframe before it), which finds truncated files; otherwise the
-            container's frame count is trusted.
+            container's frame count (less the samples an mp4 edit list hides) is trusted and only the first
+            frame is decoded (for its size and rotation).
 
     Returns:
         The probe record.
 
     Raises:
         ValueError: for an unknown kind (a programming error, not bad input).
+        ModuleNotFoundError: for a video file when PyAV is not installed (not bad input either).
     """
     path = Path(path)
     if kind not in ("jpeg_folder", "video_file"):
@@ -226,6 +268,8 @@ def probe(video_id: str, path: Path, kind: str, *, verify_frames: bool = True) -
         if kind == "jpeg_folder":
             return _probe_jpeg_folder(video_id, path, verify_frames=verify_frames)
         return probe_video_file(video_id, path, verify_frames=verify_frames)
+    except ImportError:
+        raise  # a missing package is the environment's problem, not the video's: skipping every video hides it
     except Exception as exc:  # a probe must not take the whole index down; the reason says what happened
         logger.debug("probing %s failed", path, exc_info=True)
         return skipped(

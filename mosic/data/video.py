@@ -34,12 +34,15 @@ class VideoInfo:
         kind: ``jpeg_folder`` (a folder of frame images) or ``video_file`` (decoded with PyAV).
         path: the folder or file, as given to :func:`mosic.data.readers.probe`.
         num_frames: frames that can be read (for a truncated file: the decodable ones); 0 when skipped.
-        height: frame height in pixels (of the first frame; every frame is read at this size).
-        width: frame width in pixels.
+        height: frame height in pixels, as displayed (of the first frame; every frame is read at this size).
+        width: frame width in pixels, as displayed.
         fps: frames per second of a video file; nan for frame folders and when the container has no rate.
         status: ``ok`` (readable) or ``skipped`` (not readable; see ``reason``).
         reason: why the video was skipped, naming the file; on an ``ok`` row an optional note on
-            something that was worked around (mixed frame sizes, truncation); empty when clean.
+            something that was worked around (mixed frame sizes, truncation, mirroring); empty when clean.
+        rotation: degrees clockwise (0, 90, 180 or 270) the frames are turned from how they are stored to how
+            a viewer shows them: a video file's display matrix, the EXIF orientation of a folder's first
+            frame. Readers apply it; it is recorded so the decision is never silent.
     """
 
     video_id: str
@@ -51,6 +54,7 @@ class VideoInfo:
     fps: float
     status: Literal["ok", "skipped"]
     reason: str
+    rotation: int = 0
 
 
 def skipped(video_id: str, kind: Literal["jpeg_folder", "video_file"], path: Path | str, reason: str) -> VideoInfo:

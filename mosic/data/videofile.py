@@ -21,7 +21,20 @@ call (``to_ndarray(width=, height=, format="rgb24", interpolation="AREA")``), 1.
 before a damaged packet, so when a threaded decode ends before the wanted frame the reader retries with
 one thread, and probing counts decodable frames with one thread.
 
-Rotation metadata (phone videos) is ignored: frames come out as stored, like frame folders.
+Frame count: the frames sequential decoding outputs. An mp4 / mov edit list (phone videos often have
+one) hides some samples: the demuxer flags their packets as discarded and the decoder outputs no frame
+for them, while the container's ``frames`` field still counts them (a 141-frame video listed as 142).
+Probing therefore counts the sample-table entries that are not discarded (``stream.index_entries``, read
+from the moov atom without touching the frame data), and a file is only ``truncated`` when fewer packets
+than that are present.
+
+Rotation: phone videos store frames as the sensor saw them plus a display matrix that tells players how to
+turn them. Frames come out as a player shows them (rotated by a multiple of 90 degrees, mirrored if the
+matrix says so; :func:`mosic.data.frames.orientation_from_display_matrix`), the probe reports the displayed
+size, and the index records the rotation applied (``rotation``, degrees clockwise).
+
+PyAV is imported only when a video file is opened, so frame folders and synthetic data do not need it; a
+video file without it raises :class:`ModuleNotFoundError` naming the package.
 """
 
 from __future__ import annotations
@@ -35,17 +48,59 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
+from mosic.data.frames import apply_orientation, orientation_from_display_matrix, orientation_rotation
 from mosic.data.video import VideoInfo, VideoReader, VideoReadError, skipped
+
+if TYPE_CHECKING:
+    import av
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VideoFileReader", "probe_video_file"]
+__all__ = ["VideoFileReader", "frame_orientation", "probe_video_file"]
 
-_AV_ERRORS = (av.error.FFmpegError, OSError)
+
+@functools.cache
+def _av() -> ModuleType:
+    """PyAV, imported on first use (see the module docstring)."""
+    try:
+        import av
+    except ImportError as exc:
+        raise ModuleNotFoundError(
+            "reading video files (.mp4, .webm, .mkv, .avi, .mov) needs PyAV, the 'av' package, which cannot be "
+            f"imported ({exc}); install it with `pip install av` or `conda install -c conda-forge av`, or use "
+            "frame folders",
+            name="av",
+        ) from exc
+    return av
+
+
+def _av_errors() -> tuple[type[BaseException], ...]:
+    """What PyAV raises for a bad file."""
+    return (_av().error.FFmpegError, OSError)
+
+
+def frame_orientation(frame: av.VideoFrame) -> int:
+    """The EXIF orientation code of a decoded frame's display matrix side data (1 when it has none)."""
+    for side in frame.side_data:
+        if side.type.name == "DISPLAYMATRIX":
+            return orientation_from_display_matrix(np.frombuffer(bytes(side), dtype=np.int32))
+    return 1
+
+
+def _shown_frames(stream: av.video.stream.VideoStream, container: av.container.InputContainer) -> int:
+    """The container's frame count, less the samples an mp4 / mov edit list hides (module docstring)."""
+    declared = max(int(stream.frames or 0), 0)
+    if declared == 0 or "mp4" not in container.format.name.split(","):
+        return declared
+    entries = stream.index_entries  # the sample table after the edit list; discarded samples are flagged
+    if len(entries) == 0:
+        return declared
+    return sum(1 for e in entries if e.size > 0 and not e.is_discard)
 
 
 @dataclass(frozen=True)
@@ -78,7 +133,8 @@ def _demux(path: Path) -> _PacketTable:
     key: list[bool] = []
     dts: list[int] = []
     error = ""
-    with av.open(str(path)) as container:
+    errors = _av_errors()
+    with _av().open(str(path)) as container:
         stream = container.streams.video[0]
         try:
             for packet in container.demux(stream):
@@ -88,7 +144,7 @@ def _demux(path: Path) -> _PacketTable:
                 key.append(packet.is_keyframe)
                 if packet.dts is not None:
                     dts.append(packet.dts)
-        except _AV_ERRORS as exc:
+        except errors as exc:
             error = str(exc)
     last_dts = max(dts) if dts else None
     if any(p is None for p in pts) or len(set(pts)) != len(pts):
@@ -105,17 +161,19 @@ class VideoFileReader(VideoReader):
 
     Usually created by :func:`mosic.data.readers.open_video` from a probe result. The reader keeps the
     file open and remembers where its decoder is, so consecutive ``read`` calls for later frames (clip
-    after clip) continue forward instead of seeking again.
+    after clip) continue forward instead of seeking again. Frames come out as a player shows them: each
+    decoded frame is turned as its display matrix says (:func:`frame_orientation`).
 
     Args:
         path: the video file.
         num_frames: readable frames (from probing).
-        height: frame height frames are returned at when ``read`` gets no size.
+        height: frame height frames are returned at when ``read`` gets no size (as displayed).
         width: frame width likewise.
         fps: frames per second (informational).
 
     Raises:
         VideoReadError: when the file cannot be opened or has no video stream.
+        ModuleNotFoundError: when PyAV is not installed.
     """
 
     def __init__(self, path: Path, *, num_frames: int, height: int, width: int, fps: float) -> None:
@@ -129,9 +187,11 @@ class VideoFileReader(VideoReader):
     # --- decoder state -----------------------------------------------------------------------------
     def _open(self) -> None:
         self.close()
+        av = _av()
+        self._errors = _av_errors()
         try:
             self._container = av.open(str(self.path))
-        except _AV_ERRORS as exc:
+        except self._errors as exc:
             raise VideoReadError(f"{self.path}: cannot open video file: {exc}") from exc
         if not self._container.streams.video:
             raise VideoReadError(f"{self.path}: no video stream")
@@ -153,9 +213,9 @@ class VideoFileReader(VideoReader):
         try:
             for packet in self._container.demux(self._stream):
                 yield from codec.decode(packet)
-        except _AV_ERRORS as exc:
+        except self._errors as exc:
             self._stream_error = str(exc)
-            with contextlib.suppress(*_AV_ERRORS):
+            with contextlib.suppress(*self._errors):
                 yield from codec.decode(None)  # frames the decoder still holds before the damage
 
     def _restart(self) -> None:
@@ -168,7 +228,7 @@ class VideoFileReader(VideoReader):
         assert table is not None and table.pts is not None
         try:
             self._container.seek(table.pts[keyframe], stream=self._stream, backward=True, any_frame=False)  # type: ignore[union-attr]
-        except _AV_ERRORS:
+        except self._errors:
             self._restart()
             return
         self._iter = self._frames()
@@ -181,7 +241,7 @@ class VideoFileReader(VideoReader):
         if self._table is None:
             try:
                 self._table = _demux(self.path)
-            except _AV_ERRORS as exc:
+            except _av_errors() as exc:
                 raise VideoReadError(f"{self.path}: cannot demux: {exc}") from exc
         return self._table if self._table.pts is not None else None
 
@@ -248,23 +308,26 @@ class VideoFileReader(VideoReader):
         out = np.empty((len(indices), h, w, 3), dtype=np.uint8)  # [T, H, W, 3]
         for j, k in enumerate(indices):
             frame = self._frame_at(k)
+            code = frame_orientation(frame)
+            sw, sh = (h, w) if code >= 5 else (w, h)  # stored size to scale to: codes 5-8 swap the sides
             try:
-                out[j] = frame.to_ndarray(width=w, height=h, format="rgb24", interpolation="AREA")
-            except _AV_ERRORS as exc:
+                rgb = frame.to_ndarray(width=sw, height=sh, format="rgb24", interpolation="AREA")
+                out[j] = apply_orientation(rgb, code)
+            except self._errors as exc:
                 raise VideoReadError(f"{self.path}: cannot convert frame {k} to RGB: {exc}") from exc
         return out
 
-    def decode_all(self) -> tuple[list[int | None], tuple[int, int] | None]:
+    def decode_all(self) -> tuple[list[int | None], av.VideoFrame | None]:
         """Decode the whole file with one thread, up to any damage.
 
         Returns:
-            The pts of every frame that came out, and ``(height, width)`` of the first (None if none did).
+            The pts of every frame that came out, and the first frame (None if none did).
         """
         self._single_thread = True
         self._restart()
         pts, first = [], None
         for frame in self._iter:  # type: ignore[union-attr]
-            first = first or (frame.height, frame.width)
+            first = first or frame
             pts.append(frame.pts)
         self._iter = None
         return pts, first
@@ -300,18 +363,25 @@ def _decodable_prefix(table: _PacketTable, decoded: list[int | None], *, truncat
 def probe_video_file(video_id: str, path: Path, *, verify_frames: bool) -> VideoInfo:
     """Probe a video file (see :func:`mosic.data.readers.probe`); never raises for a bad file.
 
-    Frame count: the container's (``stream.frames``), or the number of demuxed packets when the
-    container does not store it (mkv, webm). With `verify_frames` the packets are always counted; when
-    fewer are present than the container lists (or demuxing stops on an error) the file is truncated,
-    otherwise the first and last frames are decoded. A truncated file, or one whose last frame does not
-    decode, is decoded in full with one thread and keeps the frames up to the first gap (``ok``, note
-    ``truncated: N of M frames decodable`` or ``damaged: ...``; :func:`_decodable_prefix`), or is skipped
-    when none decode.
+    Frame count: the container's (``stream.frames``, less the samples an mp4 edit list hides), or the
+    number of demuxed packets when the container does not store it (mkv, webm). With `verify_frames` the
+    packets are always counted; when fewer are present than the container lists (or demuxing stops on an
+    error) the file is truncated, otherwise the last frame is decoded too. A truncated file, or one whose
+    last frame does not decode, is decoded in full with one thread and keeps the frames up to the first gap
+    (``ok``, note ``truncated: N of M frames decodable`` or ``damaged: ...``; :func:`_decodable_prefix`),
+    or is skipped when none decode.
+
+    The first frame is always decoded: its display matrix gives the rotation (``VideoInfo.rotation``) and
+    the displayed size; a mirroring display matrix is noted in the reason.
+
+    Raises:
+        ModuleNotFoundError: when PyAV is not installed (not a property of the file).
     """
     name = path.name
     if not os.path.exists(path):
         why = f"dangling symlink to {os.readlink(path)}" if os.path.islink(path) else "file not found"
         return skipped(video_id, "video_file", path, f"{name}: cannot open: {why}")
+    av = _av()
     try:
         if os.path.getsize(path) == 0:
             return skipped(video_id, "video_file", path, f"{name}: zero-byte file")
@@ -319,11 +389,10 @@ def probe_video_file(video_id: str, path: Path, *, verify_frames: bool) -> Video
             if not container.streams.video:
                 return skipped(video_id, "video_file", path, f"{name}: no video stream")
             stream = container.streams.video[0]
-            declared = max(int(stream.frames or 0), 0)
-            height, width = stream.codec_context.height, stream.codec_context.width
+            declared = _shown_frames(stream, container)
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else math.nan
-    except _AV_ERRORS as exc:
+    except _av_errors() as exc:
         detail = getattr(exc, "strerror", None) or str(exc)
         return skipped(video_id, "video_file", path, f"{name}: cannot open as a video ({detail})")
 
@@ -334,12 +403,11 @@ def probe_video_file(video_id: str, path: Path, *, verify_frames: bool) -> Video
             video_id, "video_file", path, f"{name}: no video data (container lists {declared} frames; file truncated?)"
         )
     truncated = table is not None and (bool(table.error) or 0 < table.count < declared)
-    note, failure = "", ""
-    if (verify_frames or height <= 0 or width <= 0) and not truncated:
+    note, failure, first = "", "", None
+    if not truncated:
         try:
             with VideoFileReader(path, num_frames=num_frames, height=1, width=1, fps=fps) as reader:
                 first = reader._frame_at(0)
-                height, width = first.height, first.width
                 if verify_frames and num_frames > 1:
                     reader._frame_at(num_frames - 1)
         except VideoReadError as exc:
@@ -348,16 +416,22 @@ def probe_video_file(video_id: str, path: Path, *, verify_frames: bool) -> Video
         table = table or _demux(path)
         try:
             with VideoFileReader(path, num_frames=num_frames, height=1, width=1, fps=fps) as counter:
-                decoded, first_hw = counter.decode_all()
+                decoded, first = counter.decode_all()
         except VideoReadError as exc:
-            decoded, first_hw, failure = [], None, str(exc)
+            decoded, first, failure = [], None, str(exc)
         n = _decodable_prefix(table, decoded, truncated=truncated)
-        if n == 0 or first_hw is None:
+        if n == 0 or first is None:
             why = failure or table.error or f"{table.count} of {declared} frames present"
             return skipped(video_id, "video_file", path, f"{name}: no frame can be decoded ({why})")
-        height, width = first_hw
         total = max(declared, table.count)
         num_frames, note = n, f"{'truncated' if truncated else 'damaged'}: {n} of {total} frames decodable"
+    assert first is not None
+    code = frame_orientation(first)
+    rotation, mirrored = orientation_rotation(code)
+    height, width = (first.width, first.height) if code >= 5 else (first.height, first.width)
+    if mirrored:
+        turn = f" and rotated {rotation} degrees clockwise" if rotation else ""
+        note = "; ".join(filter(None, [note, f"display matrix: mirrored{turn} as players show it"]))
     return VideoInfo(
         video_id=video_id,
         kind="video_file",
@@ -368,4 +442,5 @@ def probe_video_file(video_id: str, path: Path, *, verify_frames: bool) -> Video
         fps=fps,
         status="ok",
         reason=note,
+        rotation=rotation,
     )

@@ -6,9 +6,10 @@ code), tracks a ``grid x grid`` query grid laid on the clip's first frame, and a
 :class:`mosic.store.ShardWriter`. The writer fills a temporary store and renames it onto the final path only
 when the shard is complete, so a killed job never leaves a partial shard under the final name.
 
-Bad clips — a frame that cannot be decoded, a constant frame (all black, or any single value), frames of
-different native sizes — are skipped with the reason logged and recorded in the shard's ``skipped`` attribute
-(``track.on_bad_clip = "skip"``), or stop the job with an error naming the file (``"fail"``).
+Bad clips — a frame that cannot be decoded, a constant frame (one solid colour: black, grey, red, ...; every
+channel flat to within codec noise), frames of different native sizes — are skipped with the reason logged and
+recorded in the shard's ``skipped`` attribute (``track.on_bad_clip = "skip"``), or stop the job with an error
+naming the file (``"fail"``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ from mosic.tracking.base import Tracker, grid_queries, make_tracker
 logger = logging.getLogger(__name__)
 
 __all__ = ["BadClipError", "tracker_from_config", "check_frames", "track_shard"]
+
+
+_FLAT_PTP = 2
+"""A frame whose pixels differ by at most this much in each of R, G and B is constant: one solid colour
+(codec rounding on a scaled-up 1x1 video stays within it) has no texture to track."""
 
 
 class BadClipError(RuntimeError):
@@ -63,11 +69,17 @@ def check_frames(frames: np.ndarray, frame_indices: np.ndarray, native_sizes: li
         t = next(i for i, s in enumerate(native_sizes) if s != ref)
         h, w = native_sizes[t]
         return f"frame {int(frame_indices[t])} is {w}x{h}, the other frames of the clip are {ref[1]}x{ref[0]}"
-    flat = frames.reshape(frames.shape[0], -1)
-    constant = flat.min(axis=1) == flat.max(axis=1)
+    pixels = frames.reshape(frames.shape[0], -1, frames.shape[-1])  # [T, H*W, 3]
+    spread = (pixels.max(axis=1).astype(np.int16) - pixels.min(axis=1)).max(axis=1)  # [T] worst channel
+    constant = spread <= _FLAT_PTP
     if constant.any():
         t = int(np.argmax(constant))
-        return f"frame {int(frame_indices[t])} is constant (every pixel = {int(flat[t, 0])}); nothing to track"
+        frame = int(frame_indices[t])
+        rgb = tuple(int(v) for v in pixels[t].mean(axis=0).round())
+        if spread[t] == 0 and len(set(rgb)) == 1:
+            return f"frame {frame} is constant (every pixel = {rgb[0]}); nothing to track"
+        value = f"= RGB {rgb}" if spread[t] == 0 else f"within {int(spread[t])} of RGB {rgb}"
+        return f"frame {frame} is constant, one solid colour (every pixel {value}); nothing to track"
     return ""
 
 
@@ -82,6 +94,7 @@ def _video_info(row: Any) -> VideoInfo:
         fps=float(row.fps) if row.fps is not None else math.nan,
         status=row.status,
         reason=row.reason,
+        rotation=int(getattr(row, "rotation", 0)),  # informational: readers turn frames from the source itself
     )
 
 

@@ -2,6 +2,8 @@
 H.264 files whose frames carry their index, and on the real test clips (skipped when absent)."""
 
 import math
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -228,3 +230,42 @@ def test_real_video_clip_at_reduced_size(real_videos, media):
     assert np.abs(clip.astype(int) - expected).mean() < 4
     with open_video(probe("apple", real_videos / "apple.mp4", "video_file", verify_frames=False)) as video:
         assert video.read(range(0, 48, 4), size=(126, 224)).shape == (12, 126, 224, 3)
+
+
+# --- PyAV is needed for video files only -------------------------------------------------------------------------
+_WITHOUT_AV = """
+import sys
+sys.modules["av"] = None  # `import av` now raises ImportError, as when PyAV is not installed
+from pathlib import Path
+from mosic.data.index import build_index
+from mosic.data.readers import open_video, probe, scan
+from mosic.config import ClipsConfig
+
+root, mp4 = Path(sys.argv[1]), Path(sys.argv[2])
+infos = scan(root, "ytvos", "train_all_frames", on_error="fail")
+clips = ClipsConfig(mode="regular", num_frames=2, step=1, clips_per_video=1, short_videos="pad", seed=0, num_shards=1)
+index, _ = build_index(infos, clips)
+with open_video(infos[0]) as video:
+    print("frames", video.read([0, 2]).shape, list(index["status"]))
+for what, call in [("probe", lambda: probe("clip", mp4, "video_file")),
+                   ("scan", lambda: scan(mp4.parent, "videos", on_error="skip"))]:
+    try:
+        call()
+    except ModuleNotFoundError as exc:
+        print(what, "error:", exc.name, exc)
+    else:
+        print(what, "no error")
+assert sys.modules["av"] is None
+"""
+
+
+def test_frame_folders_need_no_pyav_and_video_files_say_they_do(ytvos_tree, indexed_mp4):
+    run = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_AV, str(ytvos_tree), str(indexed_mp4)], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "frames (2, 24, 32, 3) ['ok', 'ok']"
+    for what, line in zip(("probe", "scan"), lines[1:], strict=True):
+        assert line.startswith(f"{what} error: av "), line  # raised, not turned into a skipped video
+        assert "PyAV" in line and "'av' package" in line and "pip install av" in line
