@@ -1,8 +1,8 @@
 """Training-step benchmark: ms per MoSiC step on CPU with cached tracks vs a tracker run inside the step.
 
-One step is what :func:`mosic.train.loop.train` does per batch: :func:`mosic.train.loop.mosic_step` (teacher
-forward + Sinkhorn, student forward, loss), ``loss.item()`` (the loop's finite check), ``zero_grad``,
-backward, gradient clipping (``train.grad_clip``), ``AdamW.step`` and :func:`mosic.model.ema.ema_update_`.
+One step is what :func:`mosic.train.loop.train` does per batch: :func:`mosic.train.step.train_step` (teacher
+forward + Sinkhorn, student forward, loss, backward, gradient clipping (``train.grad_clip``), fused AdamW and
+the EMA update) and reading its statistics back (what the loop does every step on the CPU).
 The learning-rate schedule, logging and checkpoints are left out.
 
 Model and settings: ``config.yaml``'s ``train:`` section (the demo: timm ``test_vit`` with random weights, every
@@ -73,13 +73,14 @@ sys.path.insert(0, str(REPO))
 
 from mosic.config import LKConfig, SyntheticConfig, TrainConfig, section_from_dict  # noqa: E402
 from mosic.data.synthetic import render_video  # noqa: E402
-from mosic.model.ema import ema_update_, make_teacher  # noqa: E402
+from mosic.model.ema import make_teacher  # noqa: E402
 from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
 from mosic.tracking.base import grid_queries  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
 from mosic.train.data import ClipBatch, collate  # noqa: E402
-from mosic.train.loop import PRESETS, build_dataset, build_net, mosic_step, param_groups, step_seed  # noqa: E402
+from mosic.train.loop import PRESETS, build_dataset, build_net, build_optimizer  # noqa: E402
 from mosic.train.presets import Preset  # noqa: E402
+from mosic.train.step import step_seed, train_step  # noqa: E402
 
 T, BATCH, NUM_BATCHES = 12, 8, 4
 CACHE_GRID, STEP_GRID = 32, 16  # the cache's query grid; the original's online grid_size
@@ -161,22 +162,17 @@ class Runner:
                 visibility=torch.from_numpy(np.stack([r.visibility for r in results])),
             )
         tracked = time.perf_counter()
-        out = mosic_step(self.net, self.teacher, batch, self.cfg, self.preset, step_seed(self.cfg.seed, self.steps))
-        loss = out["loss"]
-        if not np.isfinite(loss.item()):
+        stats = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset,
+                           step_seed(self.cfg.seed, self.steps))  # fmt: skip
+        loss = float(stats[0])  # the loop reads every step's statistics back on the CPU
+        if not stats[-1] > 0:
             raise RuntimeError(f"{self.variant.name} at {self.size} px: non-finite loss at step {self.steps}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf"))
-        self.optimizer.step()
-        ema_update_(self.teacher, self.net, self.cfg.ema_momentum)
         seconds = time.perf_counter() - start
         self.steps += 1
         if timed:
             self.times.append(seconds)
             self.tracker_times.append(tracked - start)
-            self.losses.append(float(loss.item()))
+            self.losses.append(loss)
         return seconds
 
 
@@ -299,7 +295,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             torch.manual_seed(cfg.seed)
             net = build_net(cfg, preset)
             teacher = make_teacher(net)
-            optimizer = torch.optim.AdamW(param_groups(net, cfg), betas=(0.9, 0.999), eps=1e-8)
+            optimizer = build_optimizer(net, cfg)
             tracker = make_lk(lk, args.lk_threads) if variant.tracker else None
             runners.append(Runner(variant, size, cfg, preset, net, teacher, optimizer, batches, clips, tracker))
     setup_s = time.perf_counter() - started
