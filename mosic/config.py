@@ -377,7 +377,7 @@ class EvaluateConfig:
     )
     parity: bool = _field(
         "Reproduce the reference implementations' quirks (ADE20K averaged over 151 classes incl. 0; Hummingbird "
-        "scored with Hungarian matching; Hummingbird std 0.255)."
+        "scored with Hungarian matching, its masks resized with torch's floor 'nearest'; Hummingbird std 0.255)."
     )
     seed: int = _field("Seed of every random draw in evaluation.", ge=0)
     image_dataset: ImageDatasetConfig = _field("Image segmentation set.")

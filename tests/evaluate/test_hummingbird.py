@@ -4,6 +4,7 @@ ignore label, and end-to-end label transfer on a toy set whose features identify
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -259,3 +260,68 @@ def test_ade_style_ignore_class():
     assert clean["miou"] == pytest.approx(oracle_miou(val, [1, 2]), abs=1e-9) and clean["classes_averaged"] == 2
     assert parity["miou"] == pytest.approx(2 / 3 * parity["miou_hungarian"] * 3 / 2)  # class 0's IoU is 0
     assert parity["miou"] == pytest.approx(2 / 3 * clean["miou"]) and parity["classes_averaged"] == 3
+
+
+# --- parity: masks resized as the reference resizes label tensors ----------------------------------------------
+
+
+def make_rect_set(n: int, seed: int, height: int, width: int) -> ToySet:
+    """Non-square images: background, a rectangle of class 1 and one of class 2 off the cell grid, a 255 rim."""
+    rng = np.random.default_rng(seed)
+    images, masks = [], []
+    for _ in range(n):
+        mask = np.zeros((height, width), np.uint8)
+        for c in (1, 2):
+            y, x = rng.integers(0, height - 24), rng.integers(0, width - 24)
+            mask[y : y + rng.integers(10, 24), x : x + rng.integers(10, 24)] = c
+        images.append(PALETTE[mask].astype(np.uint8))
+        rim = (F.max_pool2d(torch.as_tensor(mask > 0).float()[None, None], 3, 1, 1)[0, 0].numpy() > 0) & (mask == 0)
+        masks.append(np.where(rim, 255, mask).astype(np.uint8))
+    return ToySet(images, masks)
+
+
+def reference_resize(mask: np.ndarray, size: int) -> np.ndarray:
+    """open-hummingbird-eval's mask resize: torchvision NEAREST on a label tensor, i.e. torch's floor `nearest`."""
+    return F.interpolate(torch.as_tensor(mask)[None, None], size=(size, size), mode="nearest")[0, 0].numpy()
+
+
+def test_parity_scores_against_masks_resized_as_the_reference():
+    """70x110 validation masks: parity scores against torch-`nearest` masks; clean mode uses other pixels."""
+    train, val = make_rect_set(6, seed=1, height=80, width=120), make_rect_set(4, seed=2, height=70, width=110)
+    parity = hummingbird(train, val, ColourExtractor(), cfg(), seed=0, parity=True, examples=len(val))
+    clean = hummingbird(train, val, ColourExtractor(), cfg(), seed=0, examples=len(val))
+    c = np.zeros((3, 3), np.int64)
+    clean_differs = False
+    for ex, ex_clean, mask in zip(parity["examples"], clean["examples"], val.masks, strict=True):
+        ref = reference_resize(mask, SIZE)
+        np.testing.assert_array_equal(ex["gt"], ref)
+        c += confusion(ref, ex["pred"], 3, 3, 255)
+        clean_differs |= bool((ex_clean["gt"] != ref).any())
+    assert parity["miou_identity"] == pytest.approx(float(miou(c)[1].mean()), abs=1e-12)
+    assert clean_differs  # the test can tell the two resizes apart
+
+
+def rows(values: np.ndarray) -> np.ndarray:
+    """The rows of [n, G] in lexicographic order (the memory's cell order within an image is the sampler's)."""
+    return values[np.lexsort(values.T[::-1])]
+
+
+def test_parity_memory_holds_crops_resized_as_the_reference():
+    """Each memory value is the histogram of a cell of the crop's mask resized with torch's `nearest`."""
+    from mosic.evaluate.hummingbird import CROP_RATIO, CROP_SCALE
+    from mosic.train.augment import random_resized_crop_box
+
+    train, passes = make_rect_set(3, seed=1, height=80, width=120), 2
+    config = cfg(memory_size=10**6, augment_passes=passes)  # every cell of every crop
+    _, values = build_memory(train, ColourExtractor(), config, seed=0, parity=True)
+    _, clean_values = build_memory(train, ColourExtractor(), config, seed=0)
+    blocks = values.numpy().reshape(passes * len(train), GRID * GRID, 3)  # one block of cells per (pass, image)
+    clean_blocks = clean_values.numpy().reshape(passes * len(train), GRID * GRID, 3)
+    differs = False
+    for unit, (e, i) in enumerate(itertools.product(range(passes), range(len(train)))):
+        box = random_resized_crop_box(np.random.default_rng([0, e, i]), 80, 120, CROP_SCALE, CROP_RATIO)
+        crop = train.masks[i][box.y0 : box.y0 + box.h, box.x0 : box.x0 + box.w]
+        expected = patch_histograms(reference_resize(crop, SIZE), GRID, 3, 255).numpy()
+        np.testing.assert_allclose(rows(blocks[unit]), rows(expected), atol=1e-6)
+        differs |= not np.allclose(rows(clean_blocks[unit]), rows(expected), atol=1e-6)
+    assert differs  # clean mode's nearest-exact picks other pixels of these crops
