@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -207,3 +208,36 @@ def test_evaluation_gpu_follows_evaluate_device(tmp_path, device, train_gpus, ex
     gpus = _declared_gpus(tmp_path, {"evaluate": {"device": device}, "train": {"gpus": train_gpus}})
     assert gpus.get("evaluate", {0}) == expected
     assert gpus.get("train", {0}) == {train_gpus}
+
+
+@pytest.mark.slow
+def test_failed_index_rerun_leaves_no_index(tmp_path):
+    """README, "Bad input": a rerun with on_error: fail that meets a bad video leaves no index behind."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    frames = tmp_path / "corpus" / "JPEGImages"
+    for video in ("good_a", "good_b"):
+        (frames / video).mkdir(parents=True)
+        for t in range(6):
+            Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(frames / video / f"{t:05d}.jpg")
+
+    def index_with(on_error: str):
+        dataset = {"name": "x", "kind": "ytvos", "root": str(frames.parent), "split": "", "on_error": on_error}
+        cfg = tmp_path / f"{on_error}.yaml"
+        cfg.write_text(yaml.safe_dump({"dataset": dataset, "clips": {"num_frames": 4, "step": 1}}))
+        return snakemake(tmp_path, "results/x/index.parquet", "--cores", "1", "--configfile", str(cfg))
+
+    outputs = [tmp_path / "results" / "x" / name for name in ("index.parquet", "clips.parquet")]
+    res = index_with("skip")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert all(p.exists() for p in outputs)
+    (frames / "bad_c").mkdir()
+    for t in range(6):
+        (frames / "bad_c" / f"{t:05d}.jpg").write_bytes(b"not a jpeg")
+    res = index_with("fail")  # new params: Snakemake reruns the index, deleting its outputs first
+    assert res.returncode != 0
+    assert "bad_c" in (tmp_path / "results" / "logs" / "index.log").read_text()
+    assert not any(p.exists() for p in outputs)
+    bad_input = (REPO / "README.md").read_text().split("### Bad input", 1)[1].split("\n\n", 2)[1]
+    assert "left untouched" not in bad_input and "deletes the index job's" in bad_input
