@@ -14,9 +14,12 @@ reading the clips from the store alone. Every process runs one torch thread (wor
 process). Runs are interleaved round-robin over the configurations after a warm-up epoch each; medians of
 ``--runs`` runs. The store files were just written, so reads come from the page cache.
 
+With ``--device cuda`` every batch is also copied into GPU memory (pinned, non-blocking; the epoch ends with a
+synchronisation), only the 256 -> 224 rows run, and the results go to ``loader_cuda.json`` / ``.md``.
+
 Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about a minute on 2 cores.
 
-Usage: ``python benchmarks/loader.py [--runs 5] [--out benchmarks/results]``
+Usage: ``python benchmarks/loader.py [--runs 5] [--device cpu|cuda] [--workers 0 1 2] [--out benchmarks/results]``
 """
 
 from __future__ import annotations
@@ -82,25 +85,31 @@ def write_store(path: Path, res: int, seed: int = 0) -> TrackStore:
     return TrackStore([path])
 
 
-def time_epoch(loader, sampler, dataset, epoch: int) -> tuple[float, int]:
-    """Seconds for one epoch of the loader and the clips it gave."""
+def time_epoch(loader, sampler, dataset, epoch: int, device: torch.device) -> tuple[float, int]:
+    """Seconds for one epoch of the loader, each batch copied into `device`'s memory, and the clips it gave."""
     sampler.set_epoch(epoch)
     dataset.set_epoch(epoch)
     start = time.perf_counter()
-    clips = sum(len(batch.clip_ids) for batch in loader)
+    clips = 0
+    for batch in loader:
+        if device.type != "cpu":
+            batch.to(device, non_blocking=True)
+        clips += len(batch.clip_ids)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - start, clips
 
 
-def run(runs: int, tmp: Path) -> dict:
+def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) -> dict:
     stores = {res: write_store(tmp / f"cache{res}.zarr", res) for res in (128, 256)}
     configs = []
-    for res in (128, 256):
-        for size in (224, 128):
-            for workers in (0, 1, 2):
-                configs.append({"cache": res, "input": size, "workers": workers, "variant": "base"})
-    for workers in (0, 1, 2):
+    sizes = ((128, 224), (128, 128), (256, 224), (256, 128)) if device.type == "cpu" else ((256, 224),)
+    for res, size in sizes:
+        for workers in worker_counts:
+            configs.append({"cache": res, "input": size, "workers": workers, "variant": "base"})
+    for workers in worker_counts:
         configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric"})
-    for workers in (0, 2):  # the slowest variant: fewer rows keep the run short
+    for workers in sorted({worker_counts[0], worker_counts[-1]}):  # the slowest variant: fewer rows
         configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric+student_all"})
 
     loaders = []
@@ -121,7 +130,7 @@ def run(runs: int, tmp: Path) -> dict:
         loader, sampler = make_loader(
             ds, batch_size_per_rank=BATCH, workers=cfg["workers"], seed=0, rank=0, world_size=WORLD
         )
-        warm, _ = time_epoch(loader, sampler, ds, epoch=0)  # starts the persistent workers
+        warm, _ = time_epoch(loader, sampler, ds, epoch=0, device=device)  # starts the persistent workers
         cfg["first_epoch_s"] = round(warm, 3)
         cfg["times"] = []
         loaders.append((cfg, loader, sampler, ds))
@@ -129,7 +138,7 @@ def run(runs: int, tmp: Path) -> dict:
     read_times = []
     for r in range(runs):
         for cfg, loader, sampler, ds in loaders:
-            seconds, clips = time_epoch(loader, sampler, ds, epoch=r + 1)
+            seconds, clips = time_epoch(loader, sampler, ds, epoch=r + 1, device=device)
             cfg["times"].append(seconds)
             cfg["clips_per_epoch"] = clips
         for res, store in stores.items():
@@ -172,6 +181,8 @@ def run(runs: int, tmp: Path) -> dict:
             "clips_per_epoch": 64,
             "runs": runs,
             "torch_threads_per_process": torch.get_num_threads(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         },
         "rows": rows,
         "store_read_only_clips_per_s": reads,
@@ -184,7 +195,7 @@ def run(runs: int, tmp: Path) -> dict:
 def markdown(res: dict) -> str:
     s, m = res["settings"], res["machine"]
     lines = [
-        "# Training-loader benchmark (`benchmarks/loader.py`)",
+        f"# Training-loader benchmark into {s.get('device_name', 'cpu')} memory (`benchmarks/loader.py`)",
         "",
         f"Store: {s['clips']} clips, T = {s['T']}, N = {s['cached_points']} cached points, frames stored raw; "
         f"TrainClips with num_points = {s['num_points']}, crop_scale = {s['crop_scale']}, flip on; make_loader "
@@ -228,21 +239,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="timed epochs per configuration (median reported; >= 5)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where each batch is copied")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader worker counts")
     parser.add_argument("--markdown-only", action="store_true", help="only rewrite loader.md from loader.json")
     args = parser.parse_args()
+    name = "loader" if args.device == "cpu" else f"loader_{args.device}"
     if args.markdown_only:
-        (args.out / "loader.md").write_text(markdown(json.loads((args.out / "loader.json").read_text())))
+        (args.out / f"{name}.md").write_text(markdown(json.loads((args.out / f"{name}.json").read_text())))
         return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but CUDA is not available")
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="mosic-loader-bench-"))
     try:
-        res = run(args.runs, tmp)
+        res = run(args.runs, tmp, torch.device(args.device), args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "loader.json").write_text(json.dumps(res, indent=2) + "\n")
-    (args.out / "loader.md").write_text(markdown(res))
-    print((args.out / "loader.md").read_text())
+    (args.out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / f"{name}.md").write_text(markdown(res))
+    print((args.out / f"{name}.md").read_text())
 
 
 if __name__ == "__main__":

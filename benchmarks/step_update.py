@@ -17,7 +17,7 @@ Batches are made in memory, not read from a store (this measures the update, not
 T = ``--frames`` random frames at ``--size`` px, N = ``--points`` tracks drawn inside the image with 90 % visible,
 normalised like the loader's output, already on the device.
 
-Writes ``benchmarks/results/step_update_<device>.json`` and ``.md``.
+Writes ``benchmarks/results/step_update_<device>[_<tag>].json`` and ``.md``.
 
 Usage: ``python benchmarks/step_update.py [--device cpu|cuda] [--model test_vit] [--size 128] [--batch 8]
 [--blocks 7] [--block 1] [--trainable-blocks 0]``; on a GPU e.g. ``--device cuda --model vit_small_patch14_dinov2
@@ -233,13 +233,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed blocks first")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
+    parser.add_argument("--tag", default="", help="suffix of the result files (step_update_<device>[_<tag>])")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but CUDA is not available")
     torch.set_num_threads(args.threads)
     res = run(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    name = f"step_update_{args.device}"
+    name = f"step_update_{args.device}" + (f"_{args.tag}" if args.tag else "")
     (args.out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(markdown(res))
     print(markdown(res))

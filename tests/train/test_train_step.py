@@ -1,0 +1,123 @@
+"""The training update on every device there is: finite bf16 steps on CUDA, a non-finite step that changes nothing
+(decided on the device), the loop on CUDA resuming exactly, the loader into CUDA memory, features + k-NN on CUDA.
+
+Tests marked ``gpu`` skip themselves without CUDA (tests/conftest.py); ``benchmarks/gpu.sh`` runs them on a GPU.
+"""
+
+import pytest
+import torch
+from train_helpers import PROV, losses, tiny_cfg
+
+from mosic.train import loop
+from mosic.train.data import ClipBatch, make_loader
+from mosic.train.step import STATS, step_seed, train_step
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
+
+
+def random_batch(cfg, device: str, seed: int = 0, frames: int = 4) -> ClipBatch:
+    g = torch.Generator().manual_seed(seed)
+    b, s, n = cfg.batch_size, cfg.input_size, cfg.num_points
+    video = torch.randn(b, frames, 3, s, s, generator=g)
+    visibility = torch.rand(b, frames, n, generator=g) < 0.9
+    visibility[:, 0] = True
+    batch = ClipBatch(video=video, student=video[:, 0].clone(), student_all=None,
+                      tracks=torch.rand(b, frames, n, 2, generator=g) * (s - 1), visibility=visibility,
+                      clip_ids=torch.arange(b))  # fmt: skip
+    return batch.to(device)
+
+
+def state(*modules) -> list[torch.Tensor]:
+    return [t.detach().clone() for m in modules for t in m.state_dict().values()]
+
+
+def optimizer_state(optimizer) -> list[torch.Tensor]:
+    return [v.detach().clone() for s in optimizer.state.values() for v in s.values() if torch.is_tensor(v)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_step_updates_and_a_non_finite_step_changes_nothing(device):
+    cfg = tiny_cfg(mask_ratio=0.25, teacher_frames=3)
+    preset = loop.PRESETS[cfg.preset]
+    net, teacher = loop.build_models(cfg, preset, torch.device(device))
+    optimizer = loop.build_optimizer(net, cfg)
+    before = state(net, teacher)
+    for step in range(3):
+        stats = train_step(net, teacher, optimizer, random_batch(cfg, device, step), cfg, preset, step_seed(0, step))
+        assert stats.device.type == device and stats.shape == (len(STATS),)
+        values = dict(zip(STATS, stats.tolist(), strict=True))
+        assert values["finite"] == 1.0 and values["loss"] > 0 and values["grad_norm"] > 0
+        assert 0.0 <= values["cluster_entropy"] <= 1.0 and 0.8 < values["visible_fraction"] <= 1.0
+    after = state(net, teacher)
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+    # A batch whose pixels are NaN: the step reports it and leaves weights, teacher and optimizer as they were
+    # (but for the prototypes' re-normalisation every step starts with, done here first).
+    with torch.no_grad():
+        net.prototypes.normalize_()
+        teacher.prototypes.normalize_()
+    after = state(net, teacher)
+    bad = random_batch(cfg, device, 9)
+    bad = ClipBatch(video=bad.video * float("nan"), student=bad.student * float("nan"), student_all=None,
+                    tracks=bad.tracks, visibility=bad.visibility, clip_ids=bad.clip_ids)  # fmt: skip
+    moments = optimizer_state(optimizer)
+    stats = train_step(net, teacher, optimizer, bad, cfg, preset, step_seed(0, 3))
+    assert stats[-1].item() == 0.0
+    for a, b in zip(after, state(net, teacher), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=1e-6)  # normalising a unit vector again: last-bit changes
+    assert sum(not torch.equal(a, b) for a, b in zip(after, state(net, teacher), strict=True)) <= 2
+    assert all(torch.equal(a, b) for a, b in zip(moments, optimizer_state(optimizer), strict=True))
+
+
+@pytest.mark.gpu
+def test_training_loop_on_cuda_logs_every_step_and_resumes(tmp_path, shards):
+    """On CUDA the loop reads statistics back in groups: one row per step all the same, and an exact-enough resume."""
+    cfg = tiny_cfg(photometric_aug=True, mask_ratio=0.25, teacher_frames=2)
+    result = loop.train(cfg, shards, tmp_path / "full", provenance=PROV)
+    full = losses(tmp_path / "full")
+    assert len(full) == result["steps"] and all(v == v for v in full)
+    loop.train(cfg, shards, tmp_path / "split", provenance=PROV, max_steps=3)
+    (tmp_path / "split" / "metrics.csv").unlink()
+    loop.train(cfg, shards, tmp_path / "split", provenance=PROV)
+    resumed = losses(tmp_path / "split")
+    # bf16 kernels may order sums differently between runs: equal up to rounding, not bit for bit.
+    torch.testing.assert_close(torch.tensor(resumed), torch.tensor(full), rtol=2e-2, atol=1e-3)
+
+
+@pytest.mark.gpu
+def test_loader_into_cuda_memory_equals_the_cpu_batches(shards):
+    from mosic.store import TrackStore
+
+    cfg = tiny_cfg(photometric_aug=True)
+    preset = loop.PRESETS[cfg.preset]
+    dataset = loop.build_dataset(TrackStore(shards), cfg, preset)
+    loader, sampler = make_loader(dataset, batch_size_per_rank=4, workers=2, seed=0, rank=0, world_size=1)
+    sampler.set_epoch(0)
+    for batch in loader:
+        assert batch.video.is_pinned()
+        on_gpu = batch.to("cuda", non_blocking=True)
+        torch.cuda.synchronize()
+        assert on_gpu.video.is_cuda and on_gpu.clip_ids.device.type == "cpu"
+        assert torch.equal(on_gpu.video.cpu(), batch.video) and torch.equal(on_gpu.tracks.cpu(), batch.tracks)
+
+
+@pytest.mark.gpu
+def test_features_and_knn_on_cuda_match_the_cpu():
+    import timm
+
+    from mosic.evaluate.features import FeatureExtractor
+    from mosic.evaluate.hummingbird import knn_topk
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_vit", pretrained=False, num_classes=0, img_size=32)
+    images = torch.randint(0, 256, (6, 40, 48, 3), dtype=torch.uint8).numpy()
+    cpu = FeatureExtractor(model, input_size=32, device="cpu")(images)
+    gpu = FeatureExtractor(model, input_size=32, device="cuda")(images)
+    assert gpu.shape == cpu.shape and gpu.device.type == "cpu"
+    torch.testing.assert_close(gpu, cpu, rtol=0.05, atol=0.05)  # bf16 autocast on CUDA
+    keys = torch.nn.functional.normalize(torch.randn(5000, 64), dim=-1)
+    queries = torch.randn(300, 64)
+    v_cpu, i_cpu = knn_topk(queries, keys, k=10)
+    v_gpu, i_gpu = knn_topk(queries.cuda(), keys.cuda(), k=10, memory_chunk=1024)
+    torch.testing.assert_close(v_gpu.cpu(), v_cpu, rtol=1e-4, atol=1e-4)
+    assert (i_gpu.cpu() == i_cpu).float().mean() > 0.99
