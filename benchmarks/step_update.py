@@ -51,7 +51,7 @@ from mosic.train.data import ClipBatch  # noqa: E402
 from mosic.train.loop import PRESETS, build_models, build_optimizer, param_groups  # noqa: E402
 from mosic.train.step import mosic_step, step_seed, train_step  # noqa: E402
 
-IMPLS = ("previous", "lean")
+IMPLS = ("previous", "lean", "lean+compile")
 
 
 def make_batch(cfg: TrainConfig, frames: int, device: torch.device, seed: int) -> ClipBatch:
@@ -74,7 +74,10 @@ class Runner:
         self.impl, self.cfg, self.device = impl, cfg, device
         self.preset = PRESETS[cfg.preset]
         self.net, self.teacher = build_models(cfg, self.preset, device)
-        if impl == "lean":
+        if impl == "lean+compile":  # what train.compile does
+            self.net.compile()
+            self.teacher.compile()
+        if impl.startswith("lean"):
             self.optimizer = build_optimizer(self.net, cfg)
         else:
             self.optimizer = torch.optim.AdamW(param_groups(self.net, cfg), betas=(0.9, 0.999), eps=1e-8)
@@ -84,7 +87,7 @@ class Runner:
 
     def step(self, batch: ClipBatch) -> None:
         seed = step_seed(self.cfg.seed, self.steps)
-        if self.impl == "lean":
+        if self.impl.startswith("lean"):
             self.last = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset, seed)
         else:
             amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else None
@@ -132,7 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.published_head:
         cfg = replace(cfg, head_hidden=1024, head_bottleneck=1024, proj_dim=256, num_prototypes=100)
     batches = [make_batch(cfg, args.frames, device, seed) for seed in range(args.batches)]
-    runners = {impl: Runner(impl, cfg, device) for impl in IMPLS}
+    impls = IMPLS if args.compile else IMPLS[:2]
+    runners = {impl: Runner(impl, cfg, device) for impl in impls}
     started = time.perf_counter()
     for _ in range(args.warmup):
         for r in runners.values():
@@ -151,7 +155,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "clips_per_s_max": round(max(rate), 1),
             "last_loss": round(r.losses[-1], 4),
         })  # fmt: skip
-    prev, lean = runners["previous"].block_s, runners["lean"].block_s
+    prev = runners["previous"].block_s
+    ratios = {
+        f"speedup_{impl}_over_previous_paired_median": round(
+            statistics.median(p / q for p, q in zip(prev, r.block_s, strict=True)), 3
+        )
+        for impl, r in runners.items()
+        if impl != "previous"
+    }
     trainable = sum(p.numel() for p in runners["lean"].net.parameters() if p.requires_grad)
     return {
         "benchmark": "step_update",
@@ -175,9 +186,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "autocast": "bf16" if device.type == "cuda" else "none",
         },
         "rows": rows,
-        "speedup_lean_over_previous_paired_median": round(
-            statistics.median(p / q for p, q in zip(prev, lean, strict=True)), 3
-        ),
+        **ratios,
         "wall_s": round(time.perf_counter() - started, 1),
         "load_average_1min_end": round(os.getloadavg()[0], 2),
         "machine": machine_info(torch=torch.__version__, timm=timm.__version__),
@@ -206,8 +215,13 @@ def markdown(res: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"Speed-up lean / previous (paired median over blocks): **{res['speedup_lean_over_previous_paired_median']:.2f}"
-        "x**.",
+        "Speed-up over previous (paired median over blocks): "
+        + ", ".join(
+            f"{k.removeprefix('speedup_').removesuffix('_over_previous_paired_median')} **{v:.2f}x**"
+            for k, v in res.items()
+            if k.startswith("speedup_")
+        )
+        + ". The first compiled block (compilation) is a warm-up block, not timed.",
         "",
         f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}); {m['platform']}; torch {m['torch']}, timm {m['timm']};"
         f" load average at the end {res['load_average_1min_end']}; {res['wall_s']:.0f} s.",
@@ -233,6 +247,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed blocks first")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (CPU)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
+    parser.add_argument("--compile", action="store_true", help="also time lean+compile (train.compile: true)")
     parser.add_argument("--tag", default="", help="suffix of the result files (step_update_<device>[_<tag>])")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():

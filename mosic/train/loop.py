@@ -229,6 +229,10 @@ def train(
                         meta={**provenance, "steps": 0})  # fmt: skip
     step = int(resumed["step"]) if resumed else 0
     history = rows_from_tensor(resumed["extra_tensors"]["metrics"]) if resumed else []
+    if cfg.compile:
+        # Module.compile keeps the modules (and their parameter names, which the EMA and checkpoints rely on).
+        net.compile()
+        teacher.compile()
     student: nn.Module = net
     if distributed.is_enabled():
         student = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
