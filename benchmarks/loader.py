@@ -42,8 +42,9 @@ from machine import machine_info
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from mosic.data.augment import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
-from mosic.train.data import IMAGENET_MEAN, IMAGENET_STD, TrainClips, make_loader  # noqa: E402
+from mosic.train.data import TrainClips, make_loader  # noqa: E402
 
 CLIPS, T, GRID = 256, 12, 32
 NUM_POINTS, BATCH, WORLD = 256, 8, 4

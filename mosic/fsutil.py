@@ -8,7 +8,38 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory"]
+__all__ = ["atomic_directory", "atomic_file", "write_text_atomic"]
+
+
+@contextlib.contextmanager
+def atomic_file(final: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling path to write; rename it to `final` only if the block succeeds.
+
+    The temporary file, ``.<name>.tmp-<pid>`` next to `final` (same filesystem, so the rename is atomic), is
+    removed whatever happens; a reader of `final` sees the old file or the complete new one, never a part.
+
+    Args:
+        final: the file to (re)place.
+        fsync: flush the temporary file to disk before the rename (checkpoints: the rename must not outlive
+            the data after a power cut).
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | Path, text: str, *, fsync: bool = False) -> None:
+    """Write `text` (UTF-8) to `path` through :func:`atomic_file`."""
+    with atomic_file(path, fsync=fsync) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @contextlib.contextmanager

@@ -97,7 +97,7 @@ rule clip_animations:
             "evaluate/kmeans.py",
             "store/reader.py",
             "store/schema.py",
-            "train/export.py",
+            "model/export.py",
         ),
     output:
         gifs=report(

@@ -20,7 +20,7 @@ rule train:
             "train/presets.py",
             "train/schedules.py",
             "train/checkpoint.py",
-            "train/export.py",
+            "model/export.py",
         ),
     output:
         final=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/final.json",

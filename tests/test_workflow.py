@@ -98,7 +98,7 @@ def test_tiny_pipeline_outputs(tiny_pipeline):
     assert json.loads((run / "final.json").read_text())["steps"] == 2
     train_log = (tmp_path / "results" / "logs" / "train" / "mosic_s0.log").read_text()
     assert "over 2 process(es)" in train_log
-    from mosic.train.export import load_exported
+    from mosic.model.export import load_exported
 
     assert load_exported(run / "backbone.safetensors").num_features == 64
     control = json.loads((ds / "train" / "static_s0" / "backbone.safetensors.json").read_text())["meta"]

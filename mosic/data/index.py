@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import pyarrow.parquet as pq
 from mosic.config import ClipsConfig, DatasetConfig, IndexConfig
 from mosic.data.clips import is_short, sample_clips, shard_of
 from mosic.data.readers import VideoInfo, scan
+from mosic.fsutil import atomic_file
 
 logger = logging.getLogger(__name__)
 
@@ -113,12 +113,8 @@ def write_parquet(df: pd.DataFrame, path: str | Path, schema: pa.Schema, provena
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"mosic": json.dumps(provenance)})
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:

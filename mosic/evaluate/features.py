@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,15 +22,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from mosic.data.augment import IMAGENET_MEAN, IMAGENET_STD
+from mosic.fsutil import atomic_file
 from mosic.model.backbone import build_backbone, patch_size
-from mosic.train.export import load_exported
+from mosic.model.export import load_exported
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FeatureExtractor", "load_model", "extract", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ["FeatureExtractor", "load_model", "extract"]
 
 
 def load_model(source: str, *, input_size: int, pretrained: bool = False) -> nn.Module:
@@ -130,10 +128,8 @@ def extract(
             images = [_square(im, extractor.input_size) for im in images]
         feats[start : start + len(idx)] = extractor(np.stack(images)).numpy().astype(np.float16)
     if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}.npy")
-        np.save(tmp, feats)
-        os.replace(tmp, cache)
+        with atomic_file(cache) as tmp, open(tmp, "wb") as f:
+            np.save(f, feats)  # to a file object: np.save would append .npy to a name
         digest = hashlib.sha256(want.encode()).hexdigest()[:16]
         sidecar.write_text(json.dumps({"key": want, "key_hash": digest, "shape": list(feats.shape)}))
     return feats

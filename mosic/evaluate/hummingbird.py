@@ -43,10 +43,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mosic.config import HummingbirdConfig
+from mosic.data.augment import CropBox, Photometric, apply_photometric, crop_resize_frames, random_resized_crop_box
 from mosic.evaluate.base import SegmentationSet
 from mosic.evaluate.features import FeatureExtractor
 from mosic.evaluate.metrics import confusion, fold, match_labels, miou
-from mosic.train.augment import CropBox, Photometric, apply_photometric, crop_resize_frames, random_resized_crop_box
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +22,7 @@ import torch
 from mosic.config import EvaluateConfig, split_run_name, to_dict
 from mosic.evaluate.datasets import image_dataset, video_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
+from mosic.fsutil import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +124,7 @@ def run_protocol(
     if examples:  # predictions of a few images, for the figure aggregate() draws
         arrays = {f"{k}_{e['index']}": np.asarray(e[k]) for e in examples for k in ("image", "gt", "pred")}
         np.savez_compressed(out_path.with_suffix(".examples.npz"), **arrays)
-    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out_path)
+    write_text_atomic(out_path, json.dumps(result, indent=2))
     logger.info("%s on %s (%s): %s", protocol, dataset, model_name, _headline(protocol, result["metrics"]))
     return result
 

@@ -50,6 +50,8 @@ import torch
 from torch import Tensor, nn
 
 from mosic import distributed
+from mosic.fsutil import atomic_file, write_text_atomic
+from mosic.model.export import unshared_state
 
 __all__ = [
     "save_checkpoint",
@@ -98,42 +100,12 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _bytes_tensor(data: bytes) -> Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.uint8)
 
 
 def _tensor_bytes(t: Tensor) -> bytes:
     return t.cpu().contiguous().numpy().tobytes()
-
-
-def _unshared(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
-    """CPU tensors safetensors accepts: contiguous, each owning its whole storage (tied weights are cloned)."""
-    out: dict[str, Tensor] = {}
-    seen: set[int] = set()
-    for key, t in tensors.items():
-        t = t.detach()
-        if t.device.type != "cpu":
-            t = t.cpu()  # a fresh storage per tensor
-        storage = t.untyped_storage()
-        whole = t.storage_offset() == 0 and t.numel() * t.element_size() == storage.nbytes()
-        if storage.data_ptr() in seen or not whole or not t.is_contiguous():
-            t = t.clone(memory_format=torch.contiguous_format)
-        if t.untyped_storage().data_ptr():  # empty tensors have no storage to share
-            seen.add(t.untyped_storage().data_ptr())
-        out[key] = t
-    return out
 
 
 def _encode(value: Any, key: str, tensors: dict[str, Tensor]) -> Any:
@@ -275,7 +247,7 @@ def save_checkpoint(
         tensors[f"extra.{name}"] = value
     for r, states in enumerate(rng_states if rng_states is not None else [rng_state()]):
         tensors.update({_rank_key(k, r): v for k, v in states.items()})
-    tensors = _unshared(tensors)
+    tensors = unshared_state(tensors)
 
     final = directory / f"step_{step:08d}.safetensors"
     record: dict[str, Any] = {
@@ -295,16 +267,10 @@ def save_checkpoint(
 
     sidecar = _sidecar(final)
     sidecar.unlink(missing_ok=True)  # re-saving a step: the old pair becomes incomplete before its file is replaced
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(final, fsync=True) as tmp:
         safetensors.torch.save_file(tensors, str(tmp), metadata={"format": "pt", "step": str(step)})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
         record["sha256"] = _sha256(tmp)
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _write_text_atomic(sidecar, json.dumps(record, indent=1))  # last: its presence marks the checkpoint complete
+    write_text_atomic(sidecar, json.dumps(record, indent=1), fsync=True)  # last: it marks the checkpoint complete
     _fsync_dir(directory)
     logger.info("saved checkpoint %s (%d tensors)", final, len(tensors))
     _prune(directory, keep=keep, current=step)

@@ -7,7 +7,7 @@
    ``input_size x input_size`` (bilinear, antialiased, one call for all frames);
 2. a horizontal flip of every frame with p = 0.5 when ``flip`` (the original code's flip never fires, spec §1.3;
    the ``faithful`` preset turns it off);
-3. the tracks mapped exactly into the resized crop (:mod:`mosic.train.augment`); a point outside the crop at frame
+3. the tracks mapped exactly into the resized crop (:mod:`mosic.data.augment`); a point outside the crop at frame
    t is not visible at t;
 4. N points sampled without replacement among the cached points that are visible and inside the crop at frame 0;
 5. the track source: the cached tracks, or one of the two controls (``static``, ``shuffled``; see below);
@@ -54,8 +54,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate, get_worker_info
 
-from mosic.store import TrackStore
-from mosic.train.augment import (
+from mosic.data.augment import (
     CropBox,
     apply_photometric,
     crop_resize_frames,
@@ -64,20 +63,15 @@ from mosic.train.augment import (
     random_resized_crop_box,
     sample_photometric,
 )
+from mosic.store import TrackStore
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "ORIGINAL_STD",
     "ClipBatch",
     "TrainClips",
     "collate",
     "make_loader",
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-ORIGINAL_STD = (0.228, 0.224, 0.225)  # the original training code's typo (spec §1.4); faithful preset only
 
 _STREAM_GEOMETRY, _STREAM_POINTS, _STREAM_PHOTOMETRIC = 0, 1, 2
 

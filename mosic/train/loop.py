@@ -30,11 +30,11 @@ from mosic import distributed
 from mosic.config import TrainConfig, config_hash, to_dict
 from mosic.model.backbone import set_trainable_blocks
 from mosic.model.ema import make_teacher
+from mosic.model.export import export_backbone
 from mosic.model.net import MoSiCNet
 from mosic.store import TrackStore
 from mosic.train.checkpoint import resume_or_start, rng_state, save_checkpoint
 from mosic.train.data import TrainClips, make_loader
-from mosic.train.export import export_backbone
 from mosic.train.metrics import StepLog, init_wandb, rows_from_tensor, rows_to_tensor
 from mosic.train.presets import PRESETS, Preset
 from mosic.train.schedules import cosine_schedule

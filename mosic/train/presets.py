@@ -15,11 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Preset", "PRESETS"]
+from mosic.data.augment import IMAGENET_MEAN, IMAGENET_STD, ORIGINAL_STD
 
-IMAGENET_STD = (0.229, 0.224, 0.225)
-ORIGINAL_STD = (0.228, 0.224, 0.225)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
+__all__ = ["Preset", "PRESETS"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -308,8 +308,8 @@ def rows(values: np.ndarray) -> np.ndarray:
 
 def test_parity_memory_holds_crops_resized_as_the_reference():
     """Each memory value is the histogram of a cell of the crop's mask resized with torch's `nearest`."""
+    from mosic.data.augment import random_resized_crop_box
     from mosic.evaluate.hummingbird import CROP_RATIO, CROP_SCALE
-    from mosic.train.augment import random_resized_crop_box
 
     train, passes = make_rect_set(3, seed=1, height=80, width=120), 2
     config = cfg(memory_size=10**6, augment_passes=passes)  # every cell of every crop

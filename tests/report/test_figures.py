@@ -9,6 +9,7 @@ import timm
 import torch
 from PIL import Image
 
+from mosic.model.export import export_backbone
 from mosic.report.clips import (
     animate_clip,
     cluster_clip,
@@ -29,7 +30,6 @@ from mosic.report.figures import (
     tables_html,
 )
 from mosic.store import ClipRecord, ShardWriter
-from mosic.train.export import export_backbone
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 COLUMNS = "step,epoch,loss,loss_main,loss_sym,lr_backbone,lr_head,grad_norm,cluster_entropy,visible_fraction,"

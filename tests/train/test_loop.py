@@ -8,10 +8,10 @@ import pytest
 import torch
 from train_helpers import PROV, losses, tiny_cfg
 
+from mosic.model.export import load_exported
 from mosic.store import ShardReader
 from mosic.train import loop
 from mosic.train import step as step_module
-from mosic.train.export import load_exported
 
 
 def test_training_runs_logs_and_exports(tmp_path, shards):

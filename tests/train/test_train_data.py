@@ -6,12 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from mosic.data.augment import IMAGENET_MEAN, IMAGENET_STD, ORIGINAL_STD, inside_frame
 from mosic.store import ClipRecord, ShardWriter, TrackStore
-from mosic.train.augment import inside_frame
 from mosic.train.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    ORIGINAL_STD,
     ClipBatch,
     TrainClips,
     collate,

@@ -16,6 +16,8 @@ index ``0 .. S - 1`` (half-open, so a point on the far edge never rounds to ``S`
 
 Every random draw takes a :class:`numpy.random.Generator` argument: the dataset seeds one per clip and epoch, so
 an augmentation does not depend on the process or worker that computes it.
+
+The normalisation constants live here too (training, evaluation and the presets share them).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ import torchvision.transforms.v2.functional as TF
 from torch import Tensor
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ORIGINAL_STD",
     "CropBox",
     "Photometric",
     "random_resized_crop_box",
@@ -39,6 +44,10 @@ __all__ = [
     "sample_photometric",
     "apply_photometric",
 ]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+ORIGINAL_STD = (0.228, 0.224, 0.225)  # the original training code's typo (spec §1.4); faithful preset only
 
 
 @dataclass(frozen=True, kw_only=True)

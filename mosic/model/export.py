@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ import timm
 import torch
 from torch import Tensor, nn
 
-from mosic.train.checkpoint import _unshared  # contiguous, storage-owning CPU copies (tied weights)
+from mosic.fsutil import atomic_file, write_text_atomic
 
-__all__ = ["export_backbone", "load_exported", "ExportError"]
+__all__ = ["export_backbone", "load_exported", "unshared_state", "ExportError"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +48,24 @@ HOW_TO_LOAD = (
 
 class ExportError(ValueError):
     """The backbone's weights do not match the timm model they are exported as."""
+
+
+def unshared_state(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """CPU tensors safetensors accepts: contiguous, each owning its whole storage (tied weights are cloned)."""
+    out: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for key, t in tensors.items():
+        t = t.detach()
+        if t.device.type != "cpu":
+            t = t.cpu()  # a fresh storage per tensor
+        storage = t.untyped_storage()
+        whole = t.storage_offset() == 0 and t.numel() * t.element_size() == storage.nbytes()
+        if storage.data_ptr() in seen or not whole or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        if t.untyped_storage().data_ptr():  # empty tensors have no storage to share
+            seen.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out
 
 
 def _sidecar(path: Path) -> Path:
@@ -126,7 +143,7 @@ def export_backbone(backbone: nn.Module, path: Path, *, model_name: str, input_s
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = _unshared(_timm_state(_unwrap(backbone), model_name, input_size))
+    state = unshared_state(_timm_state(_unwrap(backbone), model_name, input_size))
     num_features = getattr(_unwrap(backbone), "num_features", None)
     sidecar: dict[str, Any] = {
         "format": FORMAT,
@@ -146,20 +163,11 @@ def export_backbone(backbone: nn.Module, path: Path, *, model_name: str, input_s
 
     side = _sidecar(path)
     side.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         metadata = {"format": "pt", "model_name": model_name, "img_size": str(input_size)}
         safetensors.torch.save_file(state, str(tmp), metadata=metadata)
         sidecar["sha256"] = hashlib.sha256(tmp.read_bytes()).hexdigest()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    tmp_side = side.with_name(f".{side.name}.tmp-{os.getpid()}")
-    try:
-        tmp_side.write_text(json.dumps(sidecar, indent=1), encoding="utf-8")
-        os.replace(tmp_side, side)
-    finally:
-        tmp_side.unlink(missing_ok=True)
+    write_text_atomic(side, json.dumps(sidecar, indent=1))
     logger.info("exported %s backbone (%d tensors, img_size %d) to %s", model_name, len(state), input_size, path)
     return path
 

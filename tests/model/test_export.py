@@ -9,8 +9,8 @@ import timm
 import torch
 from torch import nn
 
-import mosic.train.export as export_mod
-from mosic.train.export import ExportError, export_backbone, load_exported
+import mosic.model.export as export_mod
+from mosic.model.export import ExportError, export_backbone, load_exported
 
 META = {"mosic_version": "0.1.0", "git_sha": "test", "config": {"model": "test_vit"}, "steps": 3}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mosic.train.augment import (
+from mosic.data.augment import (
     CropBox,
     Photometric,
     apply_photometric,
