@@ -9,7 +9,11 @@ rule evaluate:
         code=sources(
             "evaluate/run.py",
             "evaluate/features.py",
-            "evaluate/datasets.py",
+            "evaluate/datasets/__init__.py",
+            "evaluate/datasets/classes.py",
+            "evaluate/datasets/files.py",
+            "evaluate/datasets/images.py",
+            "evaluate/datasets/videos.py",
             "evaluate/metrics.py",
             "evaluate/kmeans.py",
             "evaluate/linear.py",
