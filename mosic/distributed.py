@@ -36,8 +36,6 @@ __all__ = [
     "is_main_process",
     "device",
     "all_reduce_",
-    "all_gather_cat",
-    "broadcast_object",
     "broadcast_tensors_",
     "gather_object",
     "barrier",
@@ -91,7 +89,7 @@ def init_from_env(backend: str | None = None) -> None:
     if backend is None:
         backend = "nccl" if cuda else "gloo"
     if cuda:
-        # Before init: NCCL (and broadcast_object, which stages objects on the current device) use this GPU.
+        # Before init: NCCL (and gather_object, which stages objects on the current device) use this GPU.
         torch.cuda.set_device(local)
     dist.init_process_group(backend=backend, init_method="env://", rank=global_rank, world_size=size)
     logger.info(
@@ -157,35 +155,6 @@ def all_reduce_(t: torch.Tensor, op: ReduceName = "sum") -> torch.Tensor:
     else:
         dist.all_reduce(t, op=_OPS[op])
     return t
-
-
-def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``t`` from every process along dim 0, in rank order; ``t`` itself without a process group.
-
-    Every process must pass a tensor of the **same shape** (``[n, ...]`` with the same n): ``all_gather`` has no
-    padding, and unequal sizes fail or hang depending on the backend. The result carries no gradient.
-
-    Args:
-        t: ``[n, ...]``.
-
-    Returns:
-        ``[world_size · n, ...]``: rank 0's rows first.
-    """
-    if not is_enabled():
-        return t
-    t = t.contiguous()
-    parts = [torch.empty_like(t) for _ in range(world_size())]
-    dist.all_gather(parts, t)
-    return torch.cat(parts, dim=0)
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Return rank ``src``'s ``obj`` on every process (pickled); ``obj`` itself without a process group."""
-    if not is_enabled():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def broadcast_tensors_(tensors: list[torch.Tensor], src: int = 0) -> None:

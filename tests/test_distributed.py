@@ -39,9 +39,11 @@ def test_single_process_helpers_are_identities(no_torchrun_env):
         assert distributed.all_reduce_(t, op=op) is t and t.tolist() == [1.0, 2.0]
     with pytest.raises(ValueError, match="unknown reduction"):
         distributed.all_reduce_(t, op="mean")
-    assert distributed.all_gather_cat(t) is t
     obj = {"a": [1, 2]}
-    assert distributed.broadcast_object(obj) is obj
+    assert distributed.gather_object(obj) == [obj]
+    u = t.clone()
+    distributed.broadcast_tensors_([u])
+    assert torch.equal(u, t)
     distributed.barrier()
     distributed.destroy()
     expected = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
@@ -73,8 +75,7 @@ def test_group_of_one_from_env(no_torchrun_env, monkeypatch):
         assert (distributed.rank(), distributed.world_size(), distributed.local_rank()) == (0, 1, 0)
         t = torch.tensor([2.0, 3.0])
         assert distributed.all_reduce_(t, op="avg").tolist() == [2.0, 3.0]
-        assert torch.equal(distributed.all_gather_cat(t), t)
-        assert distributed.broadcast_object({"x": 1}) == {"x": 1}
+        assert distributed.gather_object({"x": 1}) == [{"x": 1}]
         distributed.barrier()
         s = torch.randn(20, 4, generator=torch.Generator().manual_seed(0))
         torch.testing.assert_close(sinkhorn_knopp(s), sinkhorn_knopp(s.clone()), atol=0, rtol=0)
@@ -105,8 +106,10 @@ RANK_SCRIPT = textwrap.dedent(
     for log_domain in (False, True):
         for masked in (False, True):
             q = sinkhorn_knopp(scores[mine], valid=valid[mine] if masked else None, log_domain=log_domain)
-            result[(log_domain, masked)] = distributed.all_gather_cat(q)
-    # Unequal row counts: each rank writes its own part (all_gather_cat needs equal sizes).
+            parts = distributed.gather_object(q)
+            if parts is not None:
+                result[(log_domain, masked)] = torch.cat(parts)
+    # Unequal row counts: each rank writes its own part.
     start = sum(sizes[:r])
     rows = slice(start, start + sizes[r])
     for log_domain in (False, True):
@@ -118,7 +121,9 @@ RANK_SCRIPT = textwrap.dedent(
     result["avg"] = distributed.all_reduce_(t.clone(), op="avg").item()
     result["max"] = distributed.all_reduce_(t.clone(), op="max").item()
     result["min"] = distributed.all_reduce_(t.clone(), op="min").item()
-    result["broadcast"] = distributed.broadcast_object({"from": r})
+    b = torch.tensor([float(r)])
+    distributed.broadcast_tensors_([b])
+    result["broadcast"] = b.item()
     distributed.barrier()
     if distributed.is_main_process():
         torch.save(result, out)
@@ -159,7 +164,7 @@ def test_sinkhorn_over_two_ranks_equals_one_process(tmp_path):
     result = torch.load(out)
 
     assert (result["sum"], result["avg"], result["max"], result["min"]) == (3.0, 1.5, 2.0, 1.0)
-    assert result["broadcast"] == {"from": 0}
+    assert result["broadcast"] == 0.0
     for log_domain in (False, True):
         for masked in (False, True):
             v = valid if masked else None

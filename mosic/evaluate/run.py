@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mosic.config import EvaluateConfig, split_run_name, to_dict
+from mosic.config import PROTOCOLS, EvaluateConfig, split_run_name, to_dict
 from mosic.evaluate.datasets import image_dataset, video_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.fsutil import write_text_atomic
@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOLS", "run_protocol", "aggregate", "plot_deltas"]
 
-PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg")
 Protocol = Literal["linear", "clustering", "hummingbird", "videoseg"]
 
 EXAMPLES = 4  # val images whose Hummingbird predictions are kept for the examples figure
