@@ -161,6 +161,46 @@ def _check_batch(cfg: TrainConfig, world: int, clips: int, steps_per_epoch: int 
         )
 
 
+def _loader(cfg: TrainConfig, store: TrackStore, preset: Preset, rank: int, world: int):
+    """This rank's dataset, loader and sampler, after checking that the batch splits over the processes."""
+    dataset = build_dataset(store, cfg, preset)
+    _check_batch(cfg, world, len(store))
+    loader, sampler = make_loader(dataset, batch_size_per_rank=cfg.batch_size // world, workers=cfg.workers,
+                                  seed=cfg.seed, rank=rank, world_size=world)  # fmt: skip
+    _check_batch(cfg, world, len(store), len(loader))
+    return dataset, loader, sampler
+
+
+def _save(
+    ckpt_dir: Path,
+    *,
+    step: int,
+    epoch: int,
+    modules: dict[str, nn.Module],
+    optimizer: torch.optim.Optimizer,
+    log: StepLog,
+    meta: dict[str, Any],
+) -> Path | None:
+    """A checkpoint (every rank calls it): every rank's random states and the metrics so far go with the weights;
+    rank 0 writes it and gets its path, the other ranks None."""
+    log.flush()
+    rng = distributed.gather_object(rng_state())
+    if not distributed.is_main_process():
+        return None
+    return save_checkpoint(ckpt_dir, step=step, epoch=epoch, modules=modules, optimizer=optimizer,
+                           meta={**meta, "nan_skipped": log.nan_skipped},
+                           extra_tensors={"metrics": rows_to_tensor(log.rows)}, rng_states=rng)  # fmt: skip
+
+
+def _export(out_dir: Path, cfg: TrainConfig, modules: dict[str, MoSiCNet], initial: Path, meta: dict) -> None:
+    """The trained student's and teacher's backbones (load into plain timm) and the starting one, beside them."""
+    for name, module in modules.items():
+        target = out_dir / ("backbone.safetensors" if name == "student" else f"{name}_backbone.safetensors")
+        export_backbone(module.backbone, target, model_name=cfg.model, input_size=cfg.input_size, meta=meta)
+    for suffix in ("", ".json"):
+        shutil.copyfile(f"{initial}{suffix}", out_dir / f"initial_backbone.safetensors{suffix}")
+
+
 def train(
     cfg: TrainConfig,
     shard_paths: Sequence[str | Path],
@@ -187,12 +227,8 @@ def train(
     """
     # --- setup -------------------------------------------------------------------------------------------
     distributed.init_from_env()
-    device, rank, world, main = (
-        distributed.device(),
-        distributed.rank(),
-        distributed.world_size(),
-        distributed.is_main_process(),
-    )
+    device, rank, world = distributed.device(), distributed.rank(), distributed.world_size()
+    main = distributed.is_main_process()
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     if main:
@@ -200,14 +236,8 @@ def train(
     distributed.barrier()
     preset = PRESETS[cfg.preset]
     store = TrackStore(list(shard_paths))
-    dataset = build_dataset(store, cfg, preset)
-    _check_batch(cfg, world, len(store))
-    per_rank = cfg.batch_size // world
-    loader, sampler = make_loader(
-        dataset, batch_size_per_rank=per_rank, workers=cfg.workers, seed=cfg.seed, rank=rank, world_size=world
-    )
-    steps_per_epoch = len(loader)
-    _check_batch(cfg, world, len(store), steps_per_epoch)
+    dataset, loader, sampler = _loader(cfg, store, preset, rank, world)
+    steps_per_epoch, per_rank = len(loader), cfg.batch_size // world
     total_steps = cfg.epochs * steps_per_epoch
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
     net, teacher = build_models(cfg, preset, device)
@@ -218,44 +248,31 @@ def train(
     }
     checksums = [store.shard(k).attrs.get("checksums") for k in range(len(store.lengths))]
     provenance = {**provenance, "run_fingerprint": config_hash({"train": to_dict(cfg), "shards": checksums})}
+    meta = {**provenance, "total_steps": total_steps}
     modules = {"student": net, "teacher": teacher}
     resumed = resume_or_start(ckpt_dir, fingerprint=provenance["run_fingerprint"], modules=modules,
                               optimizer=optimizer)  # fmt: skip
     initial = ckpt_dir / "initial_backbone.safetensors"
     if resumed is None and main:
-        # The starting backbone, exactly as training begins (a random init differs per seed): what every
-        # evaluation compares the trained backbone against. Kept with the checkpoints so a resumed run has it.
+        # The starting backbone, exactly as training begins: what every evaluation compares the trained one
+        # against. Kept with the checkpoints so a resumed run has it.
         export_backbone(net.backbone, initial, model_name=cfg.model, input_size=cfg.input_size,
                         meta={**provenance, "steps": 0})  # fmt: skip
     step = int(resumed["step"]) if resumed else 0
     history = rows_from_tensor(resumed["extra_tensors"]["metrics"]) if resumed else []
-    if cfg.compile:
-        # Module.compile keeps the modules (and their parameter names, which the EMA and checkpoints rely on).
+    if cfg.compile:  # Module.compile keeps the modules and their parameter names (EMA, checkpoints)
         net.compile()
         teacher.compile()
     student: nn.Module = net
     if distributed.is_enabled():
         student = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
-    logger.info(
-        "training %s (%s preset): %d trainable parameters, %d clips, %d steps/epoch x %d epochs = %d steps, "
-        "%d clips/step over %d process(es) on %s",
-        cfg.model, cfg.preset, sum(p.numel() for p in net.parameters() if p.requires_grad), len(store),
-        steps_per_epoch, cfg.epochs, total_steps, cfg.batch_size, world, device,
-    )  # fmt: skip
+    logger.info("training %s (%s preset): %d clips, %d steps/epoch x %d epochs, %d clips/step over %d process(es) "
+                "on %s", cfg.model, cfg.preset, len(store), steps_per_epoch, cfg.epochs, cfg.batch_size, world,
+                device)  # fmt: skip
     log = StepLog(out_dir / "metrics.csv", [r for r in history if r["step"] <= step],
                   nan_skipped=int(resumed["meta"]["nan_skipped"]) if resumed else 0, total_steps=total_steps,
                   symmetric=cfg.symmetric, write=main, wandb_run=init_wandb(cfg, out_dir, provenance))  # fmt: skip
     flush_every = FLUSH_EVERY_CUDA if device.type == "cuda" else 1
-
-    def checkpoint(epoch: int) -> Path | None:
-        """Every rank's random states and the metrics so far go with the weights; rank 0 writes them."""
-        log.flush()
-        rng = distributed.gather_object(rng_state())
-        if not main:
-            return None
-        meta = {**provenance, "total_steps": total_steps, "nan_skipped": log.nan_skipped}
-        return save_checkpoint(ckpt_dir, step=step, epoch=epoch, modules=modules, optimizer=optimizer, meta=meta,
-                               extra_tensors={"metrics": rows_to_tensor(log.rows)}, rng_states=rng)  # fmt: skip
 
     # --- loop ----------------------------------------------------------------------------------------------
     try:
@@ -285,21 +302,17 @@ def train(
                         )
                 # checkpoint
                 if step % cfg.checkpoint_every == 0 and step < total_steps:
-                    checkpoint(epoch)
+                    _save(ckpt_dir, step=step, epoch=epoch, modules=modules, optimizer=optimizer, log=log, meta=meta)
     finally:
         log.close()
 
-    result: dict[str, Any] = {"steps": step, "total_steps": total_steps, "nan_skipped": log.nan_skipped,
-                              "final": None}  # fmt: skip
+    result: dict[str, Any] = {"steps": step, "total_steps": total_steps, "nan_skipped": log.nan_skipped}
+    result["final"] = None
     if step >= total_steps:
-        final = checkpoint(cfg.epochs - 1)
+        final = _save(ckpt_dir, step=step, epoch=cfg.epochs - 1, modules=modules, optimizer=optimizer, log=log,
+                      meta=meta)  # fmt: skip
         if main:
-            meta = {**provenance, "steps": step, "checkpoint": final.name}
-            for module, name in ((net, "backbone"), (teacher, "teacher_backbone")):
-                export_backbone(module.backbone, out_dir / f"{name}.safetensors", model_name=cfg.model,
-                                input_size=cfg.input_size, meta=meta)  # fmt: skip
-            for suffix in ("", ".json"):
-                shutil.copyfile(f"{initial}{suffix}", out_dir / f"initial_backbone.safetensors{suffix}")
+            _export(out_dir, cfg, modules, initial, {**provenance, "steps": step, "checkpoint": final.name})
             result["final"] = str(final)
             (out_dir / "final.json").write_text(json.dumps({**result, "checkpoint": str(final)}, indent=2))
     distributed.barrier()

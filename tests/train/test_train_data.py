@@ -113,7 +113,7 @@ def test_normalisation_of_a_flat_colour(tmp_path, std):
 @pytest.mark.parametrize("flip", [False, True])
 def test_tracks_land_on_the_bright_dot(tmp_path, flip):
     """A dot moving through a clip, cached as one track: after crop, resize (and flip) the track is on the dot."""
-    from test_augment import blob_frames, dot_centre
+    from dots import blob_frames, dot_centre
 
     pos = np.array([[20.25, 17.5], [23.0, 19.75], [26.5, 21.0], [29.125, 22.5]], dtype=np.float32)
     clip = ClipRecord(
