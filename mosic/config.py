@@ -116,7 +116,27 @@ class SyntheticConfig:
     num_frames: int = _field("Frames per video.", ge=2, le=10_000)
     height: int = _field("Frame height in pixels.", ge=16, le=4096)
     width: int = _field("Frame width in pixels.", ge=16, le=4096)
-    num_classes: int = _field("Object classes (each a texture + shape); 5 or 6.", ge=5, le=6)
+    num_classes: int = _field(
+        "Object classes; 5 or 6 (faces = 1: each a hand-made texture + shape; faces > 1: each a set of faces).",
+        ge=5,
+        le=6,
+    )
+    faces: int = _field(
+        "Unrelated appearances (texture families) per class; 1 = one hand-made texture per class, no turns; 2-4 = "
+        "every object turns once from one face of its class to another while it moves, and shapes are random.",
+        ge=1,
+        le=4,
+    )
+    turn_frames: int = _field("Frames a turn takes (faces > 1); less than num_frames.", ge=1, le=10_000)
+    turn_travel: float = _field(
+        "Least distance in pixels a turning object moves during its turn (its speed is at least "
+        "turn_travel / turn_frames, at most max_speed), so that a point that stays still leaves the object.",
+        ge=0.0,
+        le=4096.0,
+    )
+    texture_seed: int = _field(
+        "Seed of the texture families of the classes (faces > 1); another seed gives unseen textures.", ge=0
+    )
     min_objects: int = _field("Fewest objects per video.", ge=1, le=64)
     max_objects: int = _field("Most objects per video (>= min_objects).", ge=1, le=64)
     max_speed: float = _field("Largest object speed in pixels per frame.", ge=0.0, le=64.0)
@@ -194,7 +214,10 @@ class CoTrackerConfig:
 class TrackConfig:
     """Stage 1: point tracking into the Zarr cache."""
 
-    tracker: Literal["lk", "cotracker3"] = _field("lk: CPU, no weights; cotracker3: GPU, needs the cotracker package.")
+    tracker: Literal["lk", "cotracker3", "ground_truth"] = _field(
+        "lk: CPU, no weights; cotracker3: GPU, needs the cotracker package; ground_truth: the exact tracks of the "
+        "synthetic dataset (from its scene descriptions)."
+    )
     height: int = _field("Cache resolution: frames are resized to height x width, tracked and stored.", ge=16, le=4096)
     width: int = _field("Cache width in pixels.", ge=16, le=4096)
     grid: int = _field("Query grid side G: G x G points on the first frame of each clip.", ge=1, le=256)
@@ -528,6 +551,22 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'synthetic.max_objects' is {s.max_objects}; accepted values: an integer >= "
             f"synthetic.min_objects ({s.min_objects})"
+        )
+    if s.faces > 1 and s.turn_frames >= s.num_frames:
+        raise ConfigError(
+            f"config key 'synthetic.turn_frames' is {s.turn_frames}; accepted values: 1 to synthetic.num_frames - 1 "
+            f"({s.num_frames - 1}), so that a turn fits in a video"
+        )
+    if s.faces > 1 and s.turn_travel > s.max_speed * s.turn_frames:
+        raise ConfigError(
+            f"config key 'synthetic.turn_travel' is {s.turn_travel}; accepted values: 0 to synthetic.max_speed x "
+            f"synthetic.turn_frames ({s.max_speed * s.turn_frames:g} px), the farthest an object moves during a turn"
+        )
+    if cfg.track.tracker == "ground_truth" and cfg.dataset.kind not in ("synthetic", "ytvos"):
+        raise ConfigError(
+            f"config key 'track.tracker' is 'ground_truth' with dataset.kind {cfg.dataset.kind!r}; the ground-truth "
+            "tracker reads the scene descriptions (Scenes/<video>.json) of the synthetic dataset: accepted with "
+            "dataset.kind 'synthetic' (or 'ytvos' on a generated dataset's ytvos/ folder)"
         )
     t = cfg.train
     patch = model_patch_size(t.model)

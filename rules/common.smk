@@ -31,6 +31,8 @@ LOGS = f"{OUT}/logs"
 # Where the generated demo data lives (kind = synthetic) and the root the index reads.
 SYNTH_DIR = f"{DS}/data"
 DATA_ROOT = f"{SYNTH_DIR}/ytvos" if CFG.dataset.kind == "synthetic" else CFG.dataset.root
+# Scene descriptions the synthetic generator writes next to its videos (read by track.tracker = ground_truth).
+SCENES_DIR = f"{DATA_ROOT}/Scenes"
 INDEX = f"{DS}/index.parquet"
 CLIPS = f"{DS}/clips.parquet"
 TRACK_DIR = f"{DS}/tracks"

@@ -1,5 +1,9 @@
 """Stage 1: track every clip of a shard into a Zarr shard (one job per shard); score tracks on synthetic GT."""
 
+# The ground_truth tracker reads the synthetic scenes through the generator's code; other trackers do not
+# depend on it (an edit there must not rerun LK on a real dataset).
+GROUND_TRUTH_CODE = ["data/synthetic.py", "data/textures.py"] if CFG.track.tracker == "ground_truth" else []
+
 
 rule track_shard:
     """Decode the shard's clips at the cache resolution, track the query grid, write the shard atomically."""
@@ -12,9 +16,11 @@ rule track_shard:
             "tracking/lk.py",
             "tracking/cotracker.py",
             "tracking/shard.py",
+            "tracking/ground_truth.py",
             "store/__init__.py",
             "store/schema.py",
             "store/writer.py",
+            *GROUND_TRUTH_CODE,
         ),
     output:
         directory(f"{TRACK_DIR}/shard_{{shard}}.zarr"),
@@ -30,6 +36,7 @@ rule track_shard:
     params:
         track_cfg=section("track"),
         num_frames=CFG.clips.num_frames,
+        scenes=SCENES_DIR,
     script:
         "../scripts/track_shard.py"
 
@@ -39,7 +46,7 @@ rule tracking_metrics:
     input:
         shards=SHARDS,
         data=SYNTH_DIR,
-        code=sources("tracking/evaluate.py", "tracking/metrics.py", "data/synthetic.py"),
+        code=sources("tracking/evaluate.py", "tracking/ground_truth.py", "tracking/metrics.py", "data/synthetic.py"),
     output:
         f"{DS}/tracking_metrics.json",
     log:

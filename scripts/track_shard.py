@@ -19,4 +19,5 @@ with job_logging(snakemake.log[0]):
             track=track,
             out_path=snakemake.output[0],
             provenance=provenance(track, stage="track_shard", shard=int(snakemake.wildcards.shard)),
+            scenes_dir=snakemake.params.scenes,
         )

@@ -91,6 +91,31 @@ def test_cross_field_checks(default_config_dict):
         parse_config(default_config_dict)
 
 
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"synthetic": {"turn_frames": 36}}, "'synthetic.turn_frames' is 36; accepted values: 1 to"),
+        (
+            {"synthetic": {"turn_travel": 40}},
+            "'synthetic.turn_travel' is 40.0; accepted values: 0 to synthetic.max_speed",
+        ),
+        ({"track": {"tracker": "ground_truth"}, "dataset": {"kind": "davis", "root": "x"}}, "'track.tracker' is"),
+    ],
+)
+def test_turning_and_ground_truth_cross_checks(default_config_dict, changes, expected):
+    for section, values in changes.items():
+        default_config_dict[section].update(values)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_config(default_config_dict)
+
+
+def test_faces_1_and_ground_truth_on_synthetic_parse(default_config_dict):
+    default_config_dict["synthetic"].update(faces=1, turn_frames=36, turn_travel=1000)  # unused without turns
+    default_config_dict["track"]["tracker"] = "ground_truth"
+    cfg = parse_config(default_config_dict)
+    assert cfg.synthetic.faces == 1 and cfg.track.tracker == "ground_truth"
+
+
 def test_real_dataset_needs_root(default_config_dict):
     default_config_dict["dataset"]["kind"] = "ytvos"
     with pytest.raises(ConfigError, match="'dataset.root' is empty"):
@@ -98,9 +123,9 @@ def test_real_dataset_needs_root(default_config_dict):
 
 
 def test_int_accepted_for_float_and_config_is_frozen(default_config_dict):
-    default_config_dict["synthetic"]["max_speed"] = 2
+    default_config_dict["synthetic"]["max_speed"] = 4  # (not below turn_travel / turn_frames = 32 / 12)
     cfg = parse_config(default_config_dict)
-    assert cfg.synthetic.max_speed == 2.0 and isinstance(cfg.synthetic.max_speed, float)
+    assert cfg.synthetic.max_speed == 4.0 and isinstance(cfg.synthetic.max_speed, float)
     with pytest.raises(AttributeError):
         cfg.synthetic.max_speed = 3.0  # type: ignore[misc]
 

@@ -241,3 +241,23 @@ def test_failed_index_rerun_leaves_no_index(tmp_path):
     assert not any(p.exists() for p in outputs)
     bad_input = (REPO / "README.md").read_text().split("### Bad input", 1)[1].split("\n\n", 2)[1]
     assert "left untouched" not in bad_input and "deletes the index job's" in bad_input
+
+
+@pytest.mark.slow
+def test_ground_truth_tracker_caches_the_synthetic_tracks(tmp_path):
+    """track.tracker: ground_truth runs through the workflow: the rule gives the job the synthetic scenes."""
+    from mosic.store import ShardReader, verify_shard
+
+    cfg = tmp_path / "gt.yaml"
+    cfg.write_text(yaml.safe_dump({"track": {"tracker": "ground_truth"}}))
+    shard = "results/synthetic/tracks/shard_00000.zarr"
+    res = snakemake(tmp_path, shard, "--cores", "2", "--configfile", str(TINY), "--configfile", str(cfg))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert verify_shard(tmp_path / shard) == []
+    reader = ShardReader(tmp_path / shard)
+    assert reader.attrs["tracker"]["name"] == "ground_truth" and len(reader) > 0
+    # Not synthetic data: refused at parse time, naming the key.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"track": {"tracker": "ground_truth"}, "dataset": {"kind": "davis", "root": "x"}}))
+    res = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(bad))
+    assert res.returncode != 0 and "config key 'track.tracker' is 'ground_truth'" in res.stderr + res.stdout

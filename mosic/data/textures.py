@@ -1,9 +1,22 @@
-"""Shapes and textures of the synthetic object classes, as analytic functions of object coordinates.
+"""Shapes, textures and texture families of the synthetic object classes, as analytic functions of object coordinates.
 
-Each class of the synthetic dataset is one (texture, shape) pair, so that only texture and outline, never
-colour, tell the classes apart. Everything here is a pure numpy function of *object coordinates*: the
-renderer (:mod:`mosic.data.synthetic`) inverse-maps each pixel into an object's frame, so textures move,
-rotate and scale exactly with the object and ground-truth tracks follow from the same transforms.
+With one face per class (``synthetic.faces = 1``) each class of the synthetic dataset is one hand-made
+(texture, shape) pair of :data:`CLASSES`, so that only texture and outline, never colour, tell the classes
+apart. With two or more faces per class, a class owns ``faces`` *texture families* drawn from
+``synthetic.texture_seed`` by :func:`texture_families` (shapes are then random per instance, see
+:mod:`mosic.data.synthetic`). A texture family (one "face") is a pattern structure — one of the generated
+pattern kinds of :data:`PATTERNS` with its structural parameters and period — and a colour tone — the
+saturation and value of its two colours and their hue difference (:data:`TONES`). An instance recolours its
+face: :func:`family_colours` draws the base hue uniformly (so absolute hue never tells a class or a face
+apart, as with the hand-made classes) and keeps the tone, so every instance of a face shows the same pattern
+and the same colour statistics (saturation, brightness, contrast, hue spread) up to a small jitter. The
+faces of one class use different pattern kinds, different period bands and different tones, so they share
+no colour or pattern statistics; faces of different classes may share a kind or a tone, never both with the
+same parameters. Another ``texture_seed`` draws other families (unseen textures).
+
+Everything here is a pure numpy function of *object coordinates*: the renderer (:mod:`mosic.data.synthetic`)
+inverse-maps each pixel into an object's frame, so textures move, rotate and scale exactly with the object
+and ground-truth tracks follow from the same transforms.
 
 Object coordinates ``q = (qx, qy)`` are in units of the object's radius (the shapes fit in ``|q| <= 1.25``).
 Shapes are given as signed distance functions (negative inside, in radius units; convex polygons use the
@@ -13,11 +26,26 @@ anti-aliasing ramp). Textures return a mixing weight in [0, 1] between an instan
 
 from __future__ import annotations
 
+import colorsys
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CLASSES", "EXTENT", "class_names", "shape_sdf", "texture"]
+__all__ = [
+    "CLASSES",
+    "EXTENT",
+    "SHAPES",
+    "PATTERNS",
+    "TONES",
+    "TextureFamily",
+    "class_names",
+    "shape_sdf",
+    "texture",
+    "texture_families",
+    "family_colours",
+]
 
 # (class name, texture, shape); class id = position + 1 (0 is the background). The first five are the
 # classes of the feasibility study; the sixth is used when num_classes = 6.
@@ -38,8 +66,15 @@ EXTENT = 1.25
 _SHARP = 3.0
 
 
-def class_names(num_classes: int) -> list[str]:
-    """Names of the segmentation classes, index = class id (0 is ``background``)."""
+def class_names(num_classes: int, faces: int = 1) -> list[str]:
+    """Names of the segmentation classes, index = class id (0 is ``background``).
+
+    With one face per class a class is named after its texture and shape (``stripe_disk``); with more, its
+    textures are drawn from a seed and its shapes are random, so it is ``class_<id>`` (which also sorts in
+    class-id order).
+    """
+    if faces > 1:
+        return ["background"] + [f"class_{c}" for c in range(1, num_classes + 1)]
     return ["background"] + [name for name, _, _ in CLASSES[:num_classes]]
 
 
@@ -80,6 +115,10 @@ _SHAPES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
         _regular_polygon(qx, qy, 3, 1.15, np.pi / 2), _regular_polygon(qx, qy, 3, 1.15, -np.pi / 2)
     ),
 }
+
+
+# Every shape name; turning objects (faces > 1) draw theirs from here, whatever their class.
+SHAPES: tuple[str, ...] = tuple(_SHAPES)
 
 
 def shape_sdf(shape: str, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
@@ -141,6 +180,137 @@ _TEXTURES: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], 
 }
 
 
+# --- generated pattern kinds (texture families of turning objects) ---------------------------------------
+# Each takes lattice coordinates (ux, uy), centred coordinates (rx, ry), both in pattern periods, and the
+# family's structural parameters p; it returns the weight of the second colour in [0, 1].
+
+Params = tuple[float, ...]
+
+
+def _edge(v: np.ndarray) -> np.ndarray:
+    """Soft step of a signed distance ``v`` in pattern periods (positive = second colour); as sharp as `_dots`."""
+    return _soft(6.0 * v)
+
+
+def _hash(ix: np.ndarray, iy: np.ndarray, salt: float) -> np.ndarray:
+    """A deterministic pseudo-random value in [0, 1) per integer lattice cell (the classic sine hash)."""
+    h = np.sin(ix * 12.9898 + iy * 78.233 + salt) * 43758.5453
+    return h - np.floor(h)
+
+
+def _bands(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    duty, amplitude, frequency = p  # stripes of width `duty` periods, warped by a sine across them
+    return _edge(0.5 * duty - np.abs(_frac(ux + amplitude * np.sin(2.0 * np.pi * frequency * uy))))
+
+
+def _plaid(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    duty_a, duty_b, cross = p  # two stripe sets crossing at `cross` radians, combined by exclusive or
+    a = _edge(0.5 * duty_a - np.abs(_frac(ux)))
+    b = _edge(0.5 * duty_b - np.abs(_frac(ux * np.cos(cross) + uy * np.sin(cross))))
+    return a + b - 2.0 * a * b
+
+
+def _spots(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    radius, shift, ring = p  # disks (ring = 0) or rings of width `ring`; every other row shifted by `shift`
+    row = np.floor(uy + 0.5)
+    d = np.hypot(_frac(ux + shift * row), _frac(uy))
+    return _edge(radius - d) if ring <= 0.0 else _edge(0.5 * ring - np.abs(d - radius))
+
+
+def _cells(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    border, fill, salt = p  # Worley cells: borders of width ~`border`, a fraction `fill` of the tiles filled
+    ix0, iy0 = np.floor(ux), np.floor(uy)
+    f1 = np.full(ux.shape, np.inf)
+    f2 = np.full(ux.shape, np.inf)
+    tile = np.zeros(ux.shape)
+    for dj in (-1.0, 0.0, 1.0):
+        for di in (-1.0, 0.0, 1.0):
+            cx, cy = ix0 + di, iy0 + dj
+            px, py = cx + 0.15 + 0.7 * _hash(cx, cy, salt), cy + 0.15 + 0.7 * _hash(cx, cy, salt + 1.7)  # cell point
+            d = np.hypot(ux - px, uy - py)
+            nearest = d < f1
+            f2 = np.where(nearest, f1, np.minimum(f2, d))
+            tile = np.where(nearest, (_hash(cx, cy, salt + 3.1) < fill).astype(np.float64), tile)
+            f1 = np.minimum(f1, d)
+    return np.maximum(_edge(0.5 * border - (f2 - f1)), tile)
+
+
+def _blobs(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    level, *waves = p  # band-limited noise (sum of plane waves, (angle, cycles per period, phase) each) > level
+    total = np.zeros(ux.shape)
+    for angle, cycles, phase in zip(waves[0::3], waves[1::3], waves[2::3], strict=True):
+        total += np.sin(2.0 * np.pi * cycles * (ux * np.cos(angle) + uy * np.sin(angle)) + phase)
+    return _soft(2.0 * (total / np.sqrt(len(waves) / 6.0) - level))
+
+
+def _rays(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    spokes, twist = p  # sectors about the object centre, bent into a spiral by `twist` turns per period
+    return _soft(2.0 * np.sin(spokes * np.arctan2(ry, rx) + 2.0 * np.pi * twist * np.hypot(rx, ry)))
+
+
+def _bricks(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    mortar, rows = p  # a running bond: `rows` courses per period, joints shifted by half a brick every course
+    v = uy * rows
+    course = np.floor(v + 0.5)
+    d = np.minimum(np.abs(_frac(v)) / rows, np.abs(_frac(ux + 0.5 * course)))
+    return _edge(0.5 * mortar - d)
+
+
+def _waves(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    amplitude, frequency, duty = p  # zigzag lines: stripes displaced by a triangle wave
+    tri = 2.0 * np.abs(_frac(0.5 * frequency * ux))  # in [0, 1], period 2 / frequency
+    return _edge(0.5 * duty - np.abs(_frac(uy + amplitude * tri)))
+
+
+def _halos(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    duty, cx, cy = p  # concentric rings about a point off the object centre
+    return _edge(0.5 * duty - np.abs(_frac(np.hypot(rx - cx, ry - cy))))
+
+
+_PATTERN_FNS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Params], np.ndarray]] = {
+    "bands": _bands,
+    "plaid": _plaid,
+    "spots": _spots,
+    "cells": _cells,
+    "blobs": _blobs,
+    "rays": _rays,
+    "bricks": _bricks,
+    "waves": _waves,
+    "halos": _halos,
+}
+
+# The generated pattern kinds; the faces of one class never share one.
+PATTERNS: tuple[str, ...] = tuple(_PATTERN_FNS)
+
+
+def _draw_params(kind: str, rng: np.random.Generator) -> Params:
+    """Structural parameters of a pattern kind (the part of a face shared by all its instances)."""
+    u = rng.uniform
+    if kind == "bands":
+        return (u(0.3, 0.6), u(0.0, 0.35), u(0.2, 0.6))
+    if kind == "plaid":
+        return (u(0.25, 0.5), u(0.25, 0.5), u(np.pi / 3, np.pi / 2))
+    if kind == "spots":
+        ring = u(0.08, 0.15) if rng.uniform() < 0.5 else 0.0
+        return (u(0.22, 0.36), float(rng.choice((0.0, 0.5))), ring)
+    if kind == "cells":
+        return (u(0.1, 0.2), u(0.2, 0.5), u(0.0, 100.0))
+    if kind == "blobs":
+        waves = []
+        for _ in range(4):
+            waves += [u(0.0, np.pi), u(0.45, 0.8), u(0.0, 2.0 * np.pi)]
+        return (u(-0.3, 0.3), *waves)
+    if kind == "rays":
+        return (float(rng.integers(3, 9)), u(-0.3, 0.3))
+    if kind == "bricks":
+        return (u(0.12, 0.2), u(1.5, 2.5))
+    if kind == "waves":
+        return (u(0.4, 1.0), u(0.5, 1.0), u(0.3, 0.6))
+    if kind == "halos":
+        return (u(0.35, 0.6), u(-1.5, 1.5), u(-1.5, 1.5))
+    raise ValueError(f"unknown pattern kind {kind!r}")
+
+
 def texture(
     name: str,
     qx: np.ndarray,
@@ -149,15 +319,17 @@ def texture(
     cycles_per_radius: float,
     angle: float,
     offset: tuple[float, float],
+    params: Params = (),
 ) -> np.ndarray:
-    """A class texture as the weight of an instance's second colour, in [0, 1].
+    """A texture as the weight of an instance's second colour, in [0, 1].
 
     Args:
-        name: one of the texture names in :data:`CLASSES`.
+        name: a hand-made texture of :data:`CLASSES` or a generated pattern kind of :data:`PATTERNS`.
         qx, qy: object coordinates (radius units; any equal shapes).
         cycles_per_radius: texture frequency (pattern periods per object radius).
         angle: orientation of the pattern in object coordinates, radians.
         offset: phase of the pattern lattice, in periods.
+        params: structural parameters of a generated pattern kind (empty for the hand-made textures).
 
     Returns:
         The weight, same shape as ``qx``.
@@ -165,4 +337,104 @@ def texture(
     c, s = np.cos(angle) * cycles_per_radius, np.sin(angle) * cycles_per_radius
     rx = c * qx + s * qy
     ry = -s * qx + c * qy
+    if name in _PATTERN_FNS:
+        return _PATTERN_FNS[name](rx + offset[0], ry + offset[1], rx, ry, params)
     return _TEXTURES[name](rx + offset[0], ry + offset[1], rx, ry)
+
+
+# --- texture families: pattern + colour tone ------------------------------------------------------------
+
+# Colour tones: ranges of (saturation, value) of the first and second colour and of the hue difference
+# between them (in turns of the hue circle). They are far apart in saturation, brightness, contrast or hue
+# spread, so two faces with different tones share no colour statistics once hue is random per instance.
+TONES: dict[str, tuple[tuple[float, float], ...]] = {
+    # name: (s0, v0, s1, v1, hue difference)
+    "pastel": ((0.12, 0.3), (0.88, 0.96), (0.15, 0.3), (0.6, 0.7), (0.05, 0.2)),
+    "deep": ((0.8, 0.95), (0.42, 0.52), (0.7, 0.9), (0.18, 0.26), (0.28, 0.45)),
+    "ink": ((0.0, 0.08), (0.08, 0.16), (0.7, 0.9), (0.85, 1.0), (0.0, 1.0)),
+    "complement": ((0.6, 0.8), (0.65, 0.8), (0.6, 0.8), (0.65, 0.8), (0.45, 0.55)),
+    "grey": ((0.0, 0.05), (0.3, 0.42), (0.0, 0.05), (0.68, 0.8), (0.0, 1.0)),
+    "neon": ((0.9, 1.0), (0.92, 1.0), (0.85, 1.0), (0.5, 0.6), (0.1, 0.22)),
+}
+_MAX_FACES = 4  # period bands; also at most len(TONES) and len(PATTERNS)
+_JITTER = 0.03  # per-instance jitter of saturation and value
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextureFamily:
+    """One face of a class: a pattern structure and a colour tone shared by every instance that shows it.
+
+    Attributes:
+        pattern: a generated pattern kind of :data:`PATTERNS`.
+        params: the kind's structural parameters.
+        period: pattern period as a multiple of an instance's base period.
+        tone: the :data:`TONES` entry the colours come from.
+        saturation: (first, second) colour saturation in [0, 1].
+        value: (first, second) colour value (brightness) in [0, 1].
+        hue_difference: hue of the second colour minus the first, in turns.
+    """
+
+    pattern: str
+    params: Params
+    period: float
+    tone: str
+    saturation: tuple[float, float]
+    value: tuple[float, float]
+    hue_difference: float
+
+
+@functools.lru_cache(maxsize=16)
+def texture_families(texture_seed: int, num_classes: int, faces: int) -> tuple[tuple[TextureFamily, ...], ...]:
+    """The texture families of every class: ``families[class_id - 1][face]``.
+
+    Class ``c`` draws from ``np.random.default_rng([texture_seed, c])`` a permutation of the pattern kinds, of
+    the tones and of four period bands (1-1.25, 1.25-1.5, 1.5-1.75, 1.75-2 base periods) and gives face ``f``
+    the f-th of each, so the faces of a class differ in kind, period and tone; face ``f`` draws its parameters
+    from ``[texture_seed, c, f]``. Families of a class do not depend on ``num_classes``, and its first faces
+    do not depend on ``faces``.
+
+    Args:
+        texture_seed: the seed of the families (another seed, other textures).
+        num_classes: number of classes.
+        faces: faces per class, 1 to 4.
+
+    Returns:
+        ``num_classes`` tuples of ``faces`` families.
+    """
+    if not 1 <= faces <= _MAX_FACES:
+        raise ValueError(f"faces must be 1 to {_MAX_FACES}, got {faces}")
+    tone_names = tuple(TONES)
+    out = []
+    for c in range(1, num_classes + 1):
+        rng = np.random.default_rng([texture_seed, c])
+        kinds, tones, bands = rng.permutation(len(PATTERNS)), rng.permutation(len(TONES)), rng.permutation(_MAX_FACES)
+        families = []
+        for f in range(faces):
+            frng = np.random.default_rng([texture_seed, c, f])
+            kind, tone = PATTERNS[kinds[f]], tone_names[tones[f]]
+            s0, v0, s1, v1, dh = (float(frng.uniform(*r)) for r in TONES[tone])
+            families.append(
+                TextureFamily(
+                    pattern=kind,
+                    params=tuple(float(v) for v in _draw_params(kind, frng)),
+                    period=float(1.0 + 0.25 * (bands[f] + frng.uniform())),
+                    tone=tone,
+                    saturation=(s0, s1),
+                    value=(v0, v1),
+                    hue_difference=dh,
+                )
+            )
+        out.append(tuple(families))
+    return tuple(out)
+
+
+def family_colours(family: TextureFamily, rng: np.random.Generator) -> tuple[tuple[float, float, float], ...]:
+    """An instance's two colours (RGB, 0-255) for a face: random base hue, the family's tone up to a small jitter."""
+    hue = float(rng.uniform())
+    jitter = rng.uniform(-_JITTER, _JITTER, size=4)
+    colours = []
+    for i, h in enumerate((hue, hue + family.hue_difference)):
+        s = min(max(family.saturation[i] + jitter[2 * i], 0.0), 1.0)
+        v = min(max(family.value[i] + jitter[2 * i + 1], 0.0), 1.0)
+        colours.append(tuple(255.0 * c for c in colorsys.hsv_to_rgb(h % 1.0, s, v)))
+    return tuple(colours)

@@ -1,10 +1,20 @@
-"""Point tracking: the tracker contract, the default LK tracker, the opt-in CoTracker3 adapter, TAP-Vid metrics.
+"""Point tracking: the tracker contract, the default LK tracker, the opt-in CoTracker3 adapter, the synthetic
+data's ground-truth tracker, TAP-Vid metrics.
 
 Only the contract and the metrics are imported here (numpy only); trackers are built with
 :func:`make_tracker`, which imports OpenCV or torch when a tracker is chosen.
 """
 
-from mosic.tracking.base import TRACKERS, Tracker, TrackResult, check_clip, grid_queries, inside_frame, make_tracker
+from mosic.tracking.base import (
+    TRACKERS,
+    SourceTracker,
+    Tracker,
+    TrackResult,
+    check_clip,
+    grid_queries,
+    inside_frame,
+    make_tracker,
+)
 from mosic.tracking.metrics import TAPVID_THRESHOLDS, tapvid_metrics
 
 __all__ = [
@@ -12,6 +22,7 @@ __all__ = [
     "TAPVID_THRESHOLDS",
     "TrackResult",
     "Tracker",
+    "SourceTracker",
     "check_clip",
     "grid_queries",
     "inside_frame",

@@ -2,8 +2,11 @@
 
 Trackers are pluggable behind the :class:`Tracker` protocol: the default classical tracker
 (:class:`mosic.tracking.lk.LKTracker`, CPU, no weights), the opt-in learned one
-(:class:`mosic.tracking.cotracker.CoTracker3Tracker`, GPU) and test fakes. :func:`make_tracker` builds one by
-the name used in ``config.yaml``; imports are lazy so that choosing ``lk`` never imports torch.
+(:class:`mosic.tracking.cotracker.CoTracker3Tracker`, GPU) and test fakes. A tracker that needs to know where
+a clip comes from rather than (only) its pixels — the synthetic dataset's exact tracks,
+:class:`mosic.tracking.ground_truth.GroundTruthTracker` — also follows :class:`SourceTracker`, and the tracking
+job gives it the clip's video id and frame indices. :func:`make_tracker` builds one by the name used in
+``config.yaml``; imports are lazy so that choosing ``lk`` never imports torch.
 
 Coordinate convention (this is where track data is born; every consumer relies on it):
 
@@ -26,10 +29,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["TRACKERS", "TrackResult", "Tracker", "grid_queries", "inside_frame", "check_clip", "make_tracker"]
+__all__ = [
+    "TRACKERS",
+    "TrackResult",
+    "Tracker",
+    "SourceTracker",
+    "grid_queries",
+    "inside_frame",
+    "check_clip",
+    "make_tracker",
+]
 
 # Names accepted by make_tracker (and by the track section of config.yaml).
-TRACKERS: tuple[str, ...] = ("lk", "cotracker3")
+TRACKERS: tuple[str, ...] = ("lk", "cotracker3", "ground_truth")
 
 
 # eq=False: field-wise == on numpy arrays is ambiguous; compare the arrays explicitly.
@@ -98,6 +110,36 @@ class Tracker(Protocol):
         Args:
             clip: uint8 [T, H, W, 3] RGB frames.
             queries: float32 [N, 2] ``(x, y)`` pixel positions on frame 0.
+
+        Returns:
+            The tracks, with ``tracks[0] == queries``.
+        """
+        ...
+
+
+@runtime_checkable
+class SourceTracker(Protocol):
+    """A tracker that reads where a clip comes from (video id and frame indices), e.g. ground truth from a
+    synthetic scene; the tracking job calls :meth:`track_source` instead of :meth:`Tracker.track` for it.
+
+    Attributes:
+        name, settings, needs_gpu: as for :class:`Tracker`.
+    """
+
+    name: str
+    settings: dict[str, Any]
+    needs_gpu: bool
+
+    def track_source(
+        self, clip: np.ndarray, queries: np.ndarray, *, video_id: str, frame_indices: np.ndarray
+    ) -> TrackResult:
+        """Track ``queries`` through ``clip``, frames ``frame_indices`` of video ``video_id``.
+
+        Args:
+            clip: uint8 [T, H, W, 3] RGB frames.
+            queries: float32 [N, 2] ``(x, y)`` pixel positions on frame 0.
+            video_id: the clip's video.
+            frame_indices: int [T] the clip's frames in that video.
 
         Returns:
             The tracks, with ``tracks[0] == queries``.
@@ -177,8 +219,9 @@ def make_tracker(name: str, **settings: Any) -> Tracker:
     """Build a tracker by name.
 
     Args:
-        name: ``"lk"`` (:class:`mosic.tracking.lk.LKTracker`) or ``"cotracker3"``
-            (:class:`mosic.tracking.cotracker.CoTracker3Tracker`).
+        name: ``"lk"`` (:class:`mosic.tracking.lk.LKTracker`), ``"cotracker3"``
+            (:class:`mosic.tracking.cotracker.CoTracker3Tracker`) or ``"ground_truth"``
+            (:class:`mosic.tracking.ground_truth.GroundTruthTracker`, setting ``scenes_dir``).
         **settings: keyword arguments of that tracker's constructor.
 
     Returns:
@@ -197,4 +240,8 @@ def make_tracker(name: str, **settings: Any) -> Tracker:
         from mosic.tracking.cotracker import CoTracker3Tracker
 
         return CoTracker3Tracker(**settings)
+    if name == "ground_truth":
+        from mosic.tracking.ground_truth import GroundTruthTracker
+
+        return GroundTruthTracker(**settings)
     raise ValueError(f"unknown tracker {name!r}; expected one of {', '.join(TRACKERS)}")

@@ -2,8 +2,9 @@
 
 For every cached clip, the clip's query grid (cache pixels) is mapped to the source video's pixels,
 :func:`mosic.data.synthetic.ground_truth_tracks` renders the exact trajectories from the clip's first
-frame, and the ground truth at the clip's frames is mapped back to cache pixels. Cache and source
-coordinates are related by the resize of pixel centres: ``x_src = (x + 0.5) * W_src / W - 0.5``.
+frame, and the ground truth at the clip's frames is mapped back to cache pixels
+(:func:`mosic.tracking.ground_truth.clip_ground_truth`, which the ``ground_truth`` tracker uses too). Cache
+and source coordinates are related by the resize of pixel centres: ``x_src = (x + 0.5) * W_src / W - 0.5``.
 
 Two baselines are scored next to the cached tracks so the figures can be read: ``static`` (every point
 stays at its query position, visible: what a no-motion correspondence would give) and ``ground_truth``
@@ -18,36 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from mosic.data.synthetic import Scene, ground_truth_tracks, load_scene
+from mosic.data.synthetic import Scene, load_scene
 from mosic.store import ShardReader
+from mosic.tracking.ground_truth import clip_ground_truth
 from mosic.tracking.metrics import tapvid_metrics
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["clip_ground_truth", "evaluate_shards"]
-
-
-def clip_ground_truth(
-    scene: Scene, frame_indices: np.ndarray, queries: np.ndarray, cache_size: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact tracks of cache-pixel `queries` laid on the first frame of a clip.
-
-    Args:
-        scene: the synthetic scene the clip was cut from.
-        frame_indices: int [T] source frames of the clip.
-        queries: float32 [N, 2] (x, y) in cache pixels at the clip's first frame.
-        cache_size: ``(height, width)`` of the cached frames.
-
-    Returns:
-        tracks float32 [T, N, 2] (x, y) in cache pixels, visibility bool [T, N].
-    """
-    h, w = cache_size
-    sx, sy = scene.width / w, scene.height / h
-    src = np.stack([(queries[:, 0] + 0.5) * sx - 0.5, (queries[:, 1] + 0.5) * sy - 0.5], axis=-1)
-    tracks, vis = ground_truth_tracks(scene, src.astype(np.float32), query_frame=int(frame_indices[0]))
-    tracks, vis = tracks[frame_indices], vis[frame_indices]  # [T, N, 2], [T, N]
-    out = np.stack([(tracks[..., 0] + 0.5) / sx - 0.5, (tracks[..., 1] + 0.5) / sy - 0.5], axis=-1)
-    return out.astype(np.float32), vis
 
 
 def evaluate_shards(shard_paths: list[str | Path], scenes_dir: str | Path) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 The job reads `index.parquet` and `clips.parquet` (written by the index rule), decodes each clip of its
 shard at the cache resolution ``track.height x track.width`` (aspect ratio not kept, as in the original
-code), tracks a ``grid x grid`` query grid laid on the clip's first frame, and appends the clip to a
-:class:`mosic.store.ShardWriter`. The writer fills a temporary store and renames it onto the final path only
-when the shard is complete, so a killed job never leaves a partial shard under the final name.
+code), tracks a ``grid x grid`` query grid laid on the clip's first frame (a tracker that reads the clip's
+source, such as the synthetic data's ``ground_truth``, also gets the video id and frame indices), and appends
+the clip to a :class:`mosic.store.ShardWriter`. The writer fills a temporary store and renames it onto the
+final path only when the shard is complete, so a killed job never leaves a partial shard under the final name.
 
 Bad clips — a frame that cannot be decoded, a constant frame (one solid colour: black, grey, red, ...; every
 channel flat to within codec noise), frames of different native sizes — are skipped with the reason logged and
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from mosic.config import TrackConfig
 from mosic.data.readers import VideoInfo, VideoReadError, open_video
 from mosic.store import ClipRecord, ShardWriter
-from mosic.tracking.base import Tracker, grid_queries, make_tracker
+from mosic.tracking.base import SourceTracker, Tracker, grid_queries, make_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,22 @@ class BadClipError(RuntimeError):
     """A clip cannot be cached (raised with ``track.on_bad_clip = "fail"``); the message names file and frame."""
 
 
-def tracker_from_config(cfg: TrackConfig) -> Tracker:
-    """Build the configured tracker with its settings."""
+def tracker_from_config(cfg: TrackConfig, *, scenes_dir: str | Path | None = None) -> Tracker:
+    """Build the configured tracker with its settings.
+
+    Args:
+        cfg: tracking settings.
+        scenes_dir: the synthetic dataset's ``Scenes/`` folder; needed by ``tracker = ground_truth`` only.
+
+    Raises:
+        ValueError: for ``ground_truth`` without ``scenes_dir``.
+    """
     if cfg.tracker == "lk":
         return make_tracker("lk", **dataclasses.asdict(cfg.lk), threads=cfg.threads)
+    if cfg.tracker == "ground_truth":
+        if scenes_dir is None:
+            raise ValueError("track.tracker 'ground_truth' needs the synthetic dataset's Scenes/ folder (scenes_dir)")
+        return make_tracker("ground_truth", scenes_dir=scenes_dir)
     return make_tracker(
         "cotracker3",
         checkpoint=cfg.cotracker.checkpoint or None,
@@ -108,6 +121,7 @@ def track_shard(
     out_path: str | Path,
     provenance: dict[str, Any],
     tracker: Tracker | None = None,
+    scenes_dir: str | Path | None = None,
 ) -> dict[str, int]:
     """Track every clip of one shard and write the shard store.
 
@@ -120,12 +134,15 @@ def track_shard(
         out_path: the final shard path (``.../shard_00000.zarr``); written atomically.
         provenance: the record stored in the shard's attributes (config, version, git sha).
         tracker: a tracker to use instead of the configured one (tests inject fakes here).
+        scenes_dir: the synthetic dataset's ``Scenes/`` folder, for ``track.tracker = ground_truth``.
 
     Returns:
         ``{"clips": written, "skipped": skipped}``.
 
     Raises:
         BadClipError: a bad clip with ``track.on_bad_clip = "fail"``.
+        mosic.tracking.ground_truth.MissingSceneError: ``ground_truth`` tracker, a video without a scene
+            description (never skipped as a bad clip: the data is not synthetic).
     """
     index = pd.read_parquet(index_path).set_index("video_id", drop=False)
     clips = pd.read_parquet(clips_path)
@@ -135,7 +152,7 @@ def track_shard(
         raise ValueError(
             f"{clips_path}: shard {shard} has clips of {sorted(lengths)} frames; the cache needs {num_frames}"
         )
-    tracker = tracker or tracker_from_config(track)
+    tracker = tracker or tracker_from_config(track, scenes_dir=scenes_dir)
     queries = grid_queries(track.height, track.width, track.grid)  # float32 [N, 2] (x, y)
     attrs = {**provenance, "tracker": {"name": tracker.name, "settings": tracker.settings}}
     size = (track.height, track.width)
@@ -180,7 +197,12 @@ def track_shard(
                         if reason:
                             reasons[int(clip_id)] = reason
                             continue
-                        result = tracker.track(frames, queries)
+                        if isinstance(tracker, SourceTracker):  # reads the clip's source, e.g. ground truth
+                            result = tracker.track_source(
+                                frames, queries, video_id=video_id, frame_indices=frame_indices
+                            )
+                        else:
+                            result = tracker.track(frames, queries)
                         writer.add(
                             ClipRecord(
                                 video_id=video_id,

@@ -1,4 +1,4 @@
-"""Tests of the procedural synthetic dataset: layout, determinism, exact ground truth, motion and drift."""
+"""Tests of the procedural synthetic dataset: layout, determinism, exact ground truth, motion, drift, turning faces."""
 
 from __future__ import annotations
 
@@ -14,18 +14,23 @@ from PIL import Image
 
 from mosic.config import SyntheticConfig
 from mosic.data.synthetic import (
+    OBJECTS_FORMAT,
     SCENE_FORMAT,
+    check_turning,
     draw_scene,
+    face_at,
     generate_synthetic,
     ground_truth_tracks,
+    image_ids,
     instance_at,
     load_scene,
     query_grid,
+    render_image,
     render_scene,
     render_video,
     voc_palette,
 )
-from mosic.data.textures import CLASSES, class_names
+from mosic.data.textures import CLASSES, SHAPES, class_names, texture, texture_families
 
 TINY = SyntheticConfig(
     seed=3,
@@ -40,6 +45,10 @@ TINY = SyntheticConfig(
     camera_speed=1.0,
     scale_change=2.0,
     appearance_drift=0.5,
+    faces=1,
+    turn_frames=1,
+    turn_travel=0.0,
+    texture_seed=0,
     noise=2.0,
     track_grid=8,
     write_mp4=True,
@@ -52,6 +61,13 @@ DEMO = dataclasses.replace(
     TINY, seed=0, num_videos=4, num_frames=36, height=128, width=128, track_grid=16, write_mp4=False
 )
 PROVENANCE = {"stage": "test", "config": {"seed": 3}}
+
+# Turning objects: the faces settings of config.yaml (2 faces, 12-frame turns travelling 32 px).
+TURNING = dataclasses.replace(DEMO, faces=2, turn_frames=12, turn_travel=32.0, texture_seed=0)
+# A small turning dataset to write to disk.
+TINY_TURNING = dataclasses.replace(
+    TINY, num_frames=16, faces=2, turn_frames=6, turn_travel=12.0, write_mp4=False, images_train=4, images_val=3
+)
 
 
 @pytest.fixture(scope="module")
@@ -357,10 +373,10 @@ def test_classes_differ_by_texture_and_shape_not_colour() -> None:
     scenes = [draw_scene(cfg5, np.random.default_rng([0, 0, i]), "x") for i in range(20)]
     objects = [o for s in scenes for o in s.objects]
     assert {o.class_id for o in objects} == {1, 2, 3, 4, 5}
-    colours = {o.colours for o in objects}
+    colours = {o.faces[0].colours for o in objects}
     assert len(colours) == len(objects)  # random per instance
     for o in objects:
-        assert np.linalg.norm(np.subtract(*o.colours)) >= 100.0
+        assert np.linalg.norm(np.subtract(*o.faces[0].colours)) >= 100.0
 
 
 def test_voc_layout_and_ignore_band(generated: Path) -> None:
@@ -398,3 +414,250 @@ def test_voc_palette_is_the_standard_one() -> None:
     pal = voc_palette()
     assert len(pal) == 768
     assert pal[:12] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
+
+
+# --- turning objects (faces > 1) ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def turning_videos():
+    return [render_video(TURNING, i) for i in range(3)]
+
+
+@pytest.fixture(scope="module")
+def turning_generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("turning")
+    generate_synthetic(TINY_TURNING, root)
+    return root
+
+
+def _face_patch(obj, face: int, size: int = 64) -> np.ndarray:
+    """float RGB [size, size, 3]: the object's face on a flat square (no shape, drift, lighting or noise)."""
+    f = obj.faces[face]
+    y, x = np.mgrid[0:size, 0:size]
+    qx, qy = (x - (size - 1) / 2) / (size / 2), (y - (size - 1) / 2) / (size / 2)
+    mix = texture(
+        f.pattern,
+        qx,
+        qy,
+        cycles_per_radius=obj.texture_cycles / f.period,
+        angle=obj.texture_angle,
+        offset=obj.texture_offset,
+        params=f.params,
+    )[..., None]
+    c0, c1 = np.asarray(f.colours)
+    return c0 * (1 - mix) + c1 * mix
+
+
+def _statistics(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hue-free colour statistics (saturation x value histogram) and the radial power spectrum of the pattern."""
+    rgb = rgb / 255.0
+    top, bottom = rgb.max(-1), rgb.min(-1)
+    saturation = np.where(top > 0, (top - bottom) / np.maximum(top, 1e-9), 0.0)
+    hist = np.histogram2d(saturation.ravel(), top.ravel(), bins=4, range=[[0, 1], [0, 1]])[0].ravel()
+    grey = rgb.mean(-1) - rgb.mean()
+    power = np.abs(np.fft.fft2(grey)) ** 2
+    fy, fx = np.meshgrid(np.fft.fftfreq(grey.shape[0]), np.fft.fftfreq(grey.shape[1]), indexing="ij")
+    spectrum = np.histogram(np.hypot(fx, fy).ravel(), bins=8, range=(0, 0.5), weights=power.ravel())[0]
+    return hist / hist.sum(), spectrum / (spectrum.sum() + 1e-12)
+
+
+def _distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    return float(np.abs(a[0] - b[0]).sum() + np.abs(a[1] - b[1]).sum())
+
+
+def test_faces_of_a_class_differ_more_than_instances_of_a_face() -> None:
+    objects = [o for i in range(30) for o in draw_scene(TURNING, np.random.default_rng([0, 0, i]), "x").objects]
+    for class_id in range(1, TURNING.num_classes + 1):
+        same_class = [o for o in objects if o.class_id == class_id][:4]
+        assert len(same_class) >= 3
+        stats = [[_statistics(_face_patch(o, f)) for f in range(2)] for o in same_class]
+        pairs = [(a, b) for a in range(len(stats)) for b in range(len(stats)) if a < b]
+        same = [_distance(stats[a][f], stats[b][f]) for a, b in pairs for f in range(2)]
+        other = [_distance(stats[a][0], stats[b][1]) for a in range(len(stats)) for b in range(len(stats))]
+        assert min(other) > np.mean(same) and np.mean(other) > 2 * np.mean(same), (class_id, same, other)
+    families = texture_families(0, TURNING.num_classes, 2)
+    for faces in families:  # different pattern kinds, period bands and tones within a class
+        assert faces[0].pattern != faces[1].pattern and faces[0].tone != faces[1].tone
+        assert abs(faces[0].period - faces[1].period) > 0 and int(faces[0].period * 4) != int(faces[1].period * 4)
+
+
+def test_shape_and_colour_do_not_give_the_class_away() -> None:
+    objects = [o for i in range(40) for o in draw_scene(TURNING, np.random.default_rng([0, 0, i]), "x").objects]
+    for class_id in range(1, TURNING.num_classes + 1):
+        assert len({o.shape for o in objects if o.class_id == class_id}) >= 3
+    for shape in SHAPES:
+        assert len({o.class_id for o in objects if o.shape == shape}) >= 3
+    # Hue is random per instance: the first colours of one face cover the hue circle.
+    hues = [_hue(np.asarray(o.faces[0].colours[1])) for o in objects if o.class_id == 1]
+    assert np.ptp(hues) > math.pi
+    assert class_names(6, faces=2) == ["background"] + [f"class_{c}" for c in range(1, 7)]
+
+
+def test_every_object_turns_once_mid_video_and_fast(turning_videos) -> None:
+    last = TURNING.num_frames - 1
+    for video in turning_videos:
+        for obj in video.scene.objects:
+            assert len(obj.shown) == 2 and obj.shown[0] != obj.shown[1] and len(obj.faces) == TURNING.faces
+            assert obj.turn_frames == TURNING.turn_frames
+            assert 0 <= obj.turn_start and obj.turn_start + obj.turn_frames <= last
+            middle = obj.turn_start + obj.turn_frames / 2
+            assert 0.3 * last - 1e-9 <= middle <= 0.7 * last + 1e-9
+            # The object travels at least turn_travel pixels during the turn, and never faster than max_speed.
+            speed = math.hypot(*obj.velocity)
+            assert TURNING.turn_travel - 1e-9 <= speed * obj.turn_frames and speed <= TURNING.max_speed + 1e-9
+
+
+def test_turn_changes_appearance_on_the_track_while_the_track_stays_on_the_object(turning_videos) -> None:
+    turned, still = [], []
+    for video in turning_videos:
+        scene = video.scene
+        # The same video with no object turning: only the turn differs.
+        frozen = dataclasses.replace(
+            scene, objects=tuple(dataclasses.replace(o, shown=o.shown[:1]) for o in scene.objects)
+        )
+        frozen_frames, frozen_masks = render_scene(frozen)
+        np.testing.assert_array_equal(frozen_masks, video.masks)  # a turn changes no geometry
+        for obj in scene.objects:
+            before = int(math.floor(obj.turn_start))
+            after = int(math.ceil(obj.turn_start + obj.turn_frames))
+            ys, xs = np.nonzero(_interior(video.masks[before] == obj.instance))
+            if len(xs) < 20:
+                continue
+            queries = np.stack([xs, ys], axis=-1).astype(np.float32)[:: max(1, len(xs) // 200)]
+            tracks, vis = ground_truth_tracks(scene, queries, query_frame=before)
+            # Visible track points are on the object (the mask under the track is its instance) all along.
+            under = _at(video.masks, tracks)
+            assert (under == obj.instance)[vis].mean() > 0.97
+            assert (instance_at(scene, tracks, np.arange(scene.num_frames)[:, None]) == obj.instance)[vis].all()
+            # ...and show the first face before the turn, the second after it.
+            assert (face_at(scene, tracks[before], before)[vis[before]] == obj.shown[0]).all()
+            both = vis[before] & vis[after]
+            if both.sum() < 10:
+                continue
+            assert (face_at(scene, tracks[after], after)[vis[after]] == obj.shown[1]).all()
+            # Interior points only: anti-aliased edges mix in what lies behind.
+            core = both & (_at(video.masks, tracks + 1)[[before, after]] == obj.instance).all(0)
+            core &= (_at(video.masks, tracks - 1)[[before, after]] == obj.instance).all(0)
+            change = np.abs(_at(video.frames, tracks)[after].astype(float) - _at(video.frames, tracks)[before])
+            frozen_change = np.abs(_at(frozen_frames, tracks)[after].astype(float) - _at(frozen_frames, tracks)[before])
+            turned.append(change[core].mean(-1))
+            still.append(frozen_change[core].mean(-1))
+    turned_err, still_err = np.concatenate(turned).mean(), np.concatenate(still).mean()
+    assert turned_err > 1.5 * still_err and turned_err > 40, (turned_err, still_err)
+
+
+def test_a_still_point_leaves_the_object_during_the_turn(turning_videos) -> None:
+    # Points on an object just before its turn: after the turn, the object has moved on (>= 32 px), so most
+    # points that stay where they were are off the object.
+    left, total = 0, 0
+    for video in turning_videos:
+        for obj in video.scene.objects:
+            before = int(math.floor(obj.turn_start))
+            after = int(math.ceil(obj.turn_start + obj.turn_frames))
+            ys, xs = np.nonzero(video.masks[before] == obj.instance)
+            left += int((video.masks[after][ys, xs] != obj.instance).sum())
+            total += len(xs)
+    assert left / total > 0.5, left / total
+
+
+def test_turning_data_is_deterministic_and_texture_seed_changes_only_textures(turning_generated, tmp_path) -> None:
+    generate_synthetic(TINY_TURNING, tmp_path)
+    first, second = _all_files(turning_generated), _all_files(tmp_path)
+    assert first.keys() == second.keys()
+    assert not [name for name in first if first[name] != second[name]]
+    a = render_video(TINY_TURNING, 1)
+    b = render_video(dataclasses.replace(TINY_TURNING, texture_seed=1), 1)
+    np.testing.assert_array_equal(a.masks, b.masks)  # same scenes...
+    assert not np.array_equal(a.frames, b.frames)  # ...in other textures
+    fa, fb = texture_families(0, 6, 2), texture_families(1, 6, 2)
+    assert all(x != y for x, y in zip(sum(fa, ()), sum(fb, ()), strict=True))
+    assert texture_families(0, 6, 3)[2][:2] == fa[2]  # adding faces keeps the first ones
+    c = render_video(dataclasses.replace(TINY_TURNING, seed=4), 1)
+    assert not np.array_equal(a.masks, c.masks)
+
+
+def test_turning_scene_json_round_trips(turning_generated: Path) -> None:
+    for i in range(TINY_TURNING.num_videos):
+        vid = f"synth_{i:05d}"
+        scene = load_scene(turning_generated / "ytvos" / "Scenes" / f"{vid}.json")
+        video = render_video(TINY_TURNING, i)
+        assert scene == video.scene
+        frames, masks = render_scene(scene)
+        np.testing.assert_array_equal(frames, video.frames)
+        meta = json.loads((turning_generated / "ytvos" / "meta.json").read_text())["videos"][vid]
+        assert {o["category"] for o in meta["objects"].values()} <= set(class_names(6, faces=2))
+
+
+def test_turning_config_is_checked() -> None:
+    check_turning(TURNING)
+    with pytest.raises(ValueError, match="turn_travel"):
+        check_turning(dataclasses.replace(TURNING, turn_travel=40.0))
+    with pytest.raises(ValueError, match="turn_frames"):
+        draw_scene(dataclasses.replace(TURNING, turn_frames=36), np.random.default_rng(0), "x")
+
+
+def test_image_set_records_the_face_of_every_object(turning_generated: Path) -> None:
+    from mosic.evaluate.datasets import image_dataset  # the evaluation's reader of this layout
+
+    voc = turning_generated / "voc"
+    record = json.loads((voc / "objects.json").read_text())
+    assert record["format"] == OBJECTS_FORMAT and record["faces"] == 2
+    splits = voc / "ImageSets" / "Segmentation"
+    n_train, n_val = TINY_TURNING.images_train, TINY_TURNING.images_val
+    for split, indices in (("train", range(n_train)), ("val", range(n_train, n_train + n_val))):
+        assert splits.joinpath(f"{split}.txt").read_text().split() == [image_ids(j, 2)[0] for j in indices]
+        for f in range(2):
+            ids = splits.joinpath(f"{split}_face{f}.txt").read_text().split()
+            assert ids == [image_ids(j, 2)[1 + f] for j in indices]
+            for image_id in ids:
+                assert record["images"][image_id]["face"] == f
+                assert all(o["face"] == f for o in record["images"][image_id]["objects"])
+    assert len(image_dataset("synthetic", turning_generated, "val_face1")) == n_val
+    faces_seen = set()
+    for j in range(n_train + n_val):
+        base, *variants = image_ids(j, 2)
+        entry = record["images"][base]
+        assert entry["face"] is None and entry["source"] == base
+        image = render_image(TINY_TURNING, j)
+        assert [o["face"] for o in entry["objects"]] == [o.shown[0] for o in image.scene.objects]
+        labels = np.array(_image(voc / "SegmentationClass" / f"{base}.png"))
+        instances = np.array(_image(voc / "SegmentationObject" / f"{base}.png"))
+        np.testing.assert_array_equal(labels, image.labels)
+        np.testing.assert_array_equal(instances, image.instances)
+        lut = np.full(256, 255, dtype=np.uint8)
+        lut[0] = 0
+        for o in entry["objects"]:
+            lut[o["instance"]] = o["class_id"]
+            assert o["pixels"] == int(_unbanded(image, o["instance"]).sum())  # where it is on top, band included
+            faces_seen.add(o["face"])
+        np.testing.assert_array_equal(lut[instances], labels)  # instance -> class through the record
+        for f, variant in enumerate(variants):
+            face_image = render_image(TINY_TURNING, j, face=f)
+            assert face_image.image_id == variant and record["images"][variant]["source"] == base
+            np.testing.assert_array_equal(np.array(_image(voc / "SegmentationClass" / f"{variant}.png")), labels)
+            # An object showing face f in the mixed image looks the same in the face-f image (interior pixels).
+            for o in entry["objects"]:
+                inside = _interior(image.instances == o["instance"])
+                same = np.array_equal(image.image[inside], face_image.image[inside])
+                assert same == (o["face"] == f) or not inside.any()
+    assert faces_seen == {0, 1}
+    with pytest.raises(ValueError, match="face"):
+        render_image(TINY_TURNING, 0, face=2)
+
+
+def _interior(mask: np.ndarray) -> np.ndarray:
+    """Pixels of `mask` whose 8 neighbours are in it too (anti-aliased edges blend in what lies behind)."""
+    core = mask.copy()
+    padded = np.pad(mask, 1)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            core &= padded[1 + dy : 1 + dy + mask.shape[0], 1 + dx : 1 + dx + mask.shape[1]]
+    return core
+
+
+def _unbanded(image, instance: int) -> np.ndarray:
+    """Where `instance` is on top in the image's scene (before the boundary band was marked)."""
+    ys, xs = np.mgrid[0 : image.instances.shape[0], 0 : image.instances.shape[1]]
+    points = np.stack([xs, ys], axis=-1).astype(np.float64)
+    return instance_at(image.scene, points, image.frame) == instance

@@ -74,7 +74,7 @@ def test_check_clip():
 
 
 def test_make_tracker():
-    assert TRACKERS == ("lk", "cotracker3")
+    assert TRACKERS == ("lk", "cotracker3", "ground_truth")
     tracker = make_tracker("lk", win_size=21)
     assert isinstance(tracker, Tracker)
     assert tracker.name == "lk" and tracker.needs_gpu is False

@@ -28,7 +28,8 @@ def make_shards(d: Path) -> list[Path]:
     """Two shards of 12 cached clips (4 frames, 48x48 frames, 8x8 LK grid) of the synthetic dataset, under `d`."""
     syn = SyntheticConfig(seed=1, num_videos=6, num_frames=8, height=48, width=48, num_classes=6, min_objects=2,
                           max_objects=3, max_speed=1.0, camera_speed=0.5, scale_change=1.3, appearance_drift=0.3,
-                          noise=1.0, track_grid=4, write_mp4=False, images_train=1, images_val=1)  # fmt: skip
+                          faces=1, turn_frames=1, turn_travel=0.0, texture_seed=0, noise=1.0, track_grid=4,
+                          write_mp4=False, images_train=1, images_val=1)  # fmt: skip
     generate_synthetic(syn, d / "data")
     clips = ClipsConfig(mode="regular", num_frames=4, step=1, clips_per_video=2, short_videos="pad", seed=0,
                         num_shards=2)  # fmt: skip
