@@ -32,7 +32,7 @@ from mosic.fsutil import atomic_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_index", "write_parquet", "run_index"]
+__all__ = ["build_index", "write_parquet", "read_provenance", "run_index"]
 
 _LAYOUT = {"synthetic": "ytvos", "ytvos": "ytvos", "videos": "videos", "davis": "davis"}
 
@@ -115,6 +115,13 @@ def write_parquet(df: pd.DataFrame, path: str | Path, schema: pa.Schema, provena
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"mosic": json.dumps(provenance)})
     with atomic_file(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The provenance record stored in a Parquet file written by :func:`write_parquet` (what the README points
+    users to for telling which config, version and commit made an index)."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[b"mosic"])
 
 
 def run_index(
