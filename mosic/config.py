@@ -39,12 +39,16 @@ __all__ = [
     "evaluate_job_section",
     "evaluate_gpus",
     "PROTOCOLS",
+    "CROSS_VIEW",
+    "cross_view_available",
+    "protocols_on",
     "ImageDatasetConfig",
     "VideoDatasetConfig",
     "LinearConfig",
     "ClusteringConfig",
     "HummingbirdConfig",
     "VideoSegConfig",
+    "CrossViewConfig",
     "EvaluateConfig",
     "Config",
     "parse_config",
@@ -393,6 +397,17 @@ class VideoSegConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CrossViewConfig:
+    """A cross-view protocol on the faces of the synthetic image set (memory or clusters must link the faces of a
+    class); it reuses the settings of the standard protocol it extends (:data:`CROSS_VIEW`)."""
+
+    enabled: Literal["auto", True, False] = _field(
+        "auto: run when evaluate.image_dataset.kind is synthetic and synthetic.faces > 1, else skip; true: run, "
+        "and refuse a configuration where it cannot; false: never."
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvaluateConfig:
     """Dense-feature evaluation of the starting backbone and every trained checkpoint."""
 
@@ -413,6 +428,13 @@ class EvaluateConfig:
     clustering: ClusteringConfig = _field("Clustering.", job_optional=True)
     hummingbird: HummingbirdConfig = _field("Hummingbird retrieval.", job_optional=True)
     videoseg: VideoSegConfig = _field("Video segmentation.", job_optional=True)
+    hummingbird_xview: CrossViewConfig = _field(
+        "Cross-view Hummingbird: memory of one face, queries of another (hummingbird settings).", job_optional=True
+    )
+    clustering_xview: CrossViewConfig = _field(
+        "Cross-view clustering: K = classes over every face of each val image (clustering settings).",
+        job_optional=True,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -600,6 +622,14 @@ def _cross_checks(cfg: Config) -> None:
             "config key 'clips.mode' is 'full'; accepted values: 'regular', 'uniform', 'dense' (the track cache "
             "stores clips of a fixed length, and 'full' gives one clip of every length)"
         )
+    for protocol in CROSS_VIEW:
+        if getattr(cfg.evaluate, protocol).enabled is True and not cross_view_available(cfg):
+            raise ConfigError(
+                f"config key 'evaluate.{protocol}.enabled' is true with evaluate.image_dataset.kind "
+                f"{cfg.evaluate.image_dataset.kind!r} and synthetic.faces {s.faces}; the cross-view protocols compare "
+                "the faces of the synthetic image set: accepted with image_dataset.kind 'synthetic' and "
+                "synthetic.faces > 1; else auto (skipped where it does not apply) or false"
+            )
     if cfg.dataset.kind != "synthetic" and not cfg.dataset.root:
         raise ConfigError(
             f"config key 'dataset.root' is empty; accepted values: a directory for kind={cfg.dataset.kind}"
@@ -652,14 +682,34 @@ def section_from_dict(cls: type, data: dict[str, Any], name: str = "") -> Any:
     return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "", run=True)
 
 
-PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg")
+PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview")
+# Cross-view protocols and the standard protocol whose settings (config section) each one reuses.
+CROSS_VIEW = {"hummingbird_xview": "hummingbird", "clustering_xview": "clustering"}
+
+
+def cross_view_available(cfg: Config) -> bool:
+    """Whether the image set has faces to compare: the synthetic set generated with ``synthetic.faces > 1``."""
+    return cfg.evaluate.image_dataset.kind == "synthetic" and cfg.synthetic.faces > 1
+
+
+def protocols_on(cfg: Config) -> list[str]:
+    """The protocols the workflow runs, in :data:`PROTOCOLS` order: each one enabled, a cross-view one with
+    ``enabled: auto`` only where :func:`cross_view_available` (``enabled: true`` elsewhere fails parsing)."""
+    on = []
+    for protocol in PROTOCOLS:
+        enabled = getattr(cfg.evaluate, protocol).enabled
+        if enabled is True or (enabled == "auto" and cross_view_available(cfg)):
+            on.append(protocol)
+    return on
 
 
 def evaluate_job_section(cfg: Config, protocol: str) -> dict[str, Any]:
-    """The evaluate section an evaluation job receives: the shared keys and only its own protocol's settings."""
+    """The evaluate section an evaluation job receives: the shared keys and only its own protocol's settings (a
+    cross-view protocol: its own section and that of the standard protocol whose settings it reuses)."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown protocol {protocol!r}; accepted values: {', '.join(map(repr, PROTOCOLS))}")
-    return {k: v for k, v in to_dict(cfg.evaluate).items() if k == protocol or k not in PROTOCOLS}
+    own = {protocol, CROSS_VIEW.get(protocol, protocol)}
+    return {k: v for k, v in to_dict(cfg.evaluate).items() if k in own or k not in PROTOCOLS}
 
 
 def evaluate_gpus(cfg: Config) -> int:

@@ -15,6 +15,7 @@ from mosic.config import (
     evaluate_gpus,
     evaluate_job_section,
     parse_config,
+    protocols_on,
     run_name,
     run_train_config,
     to_dict,
@@ -48,10 +49,9 @@ MODELS = {
     run_name("start", s): f"{TRAIN_ROOT}/{run_name('mosic', s)}/initial_backbone.safetensors" for s in CFG.runs.seeds
 } | {run: f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS}
 _EV = CFG.evaluate
-PROTOCOLS_ON = [p for p in PROTOCOLS if getattr(_EV, p).enabled]
-EVAL_DATASET = {p: _EV.image_dataset.kind for p in ("linear", "clustering", "hummingbird")} | {
-    "videoseg": _EV.video_dataset.kind
-}
+# The enabled protocols; the cross-view ones only on the synthetic image set with faces (mosic.config.protocols_on).
+PROTOCOLS_ON = protocols_on(CFG)
+EVAL_DATASET = {p: _EV.video_dataset.kind if p == "videoseg" else _EV.image_dataset.kind for p in PROTOCOLS}
 EVAL_RESULTS = [f"{EVAL_DIR}/{m}/{p}/{EVAL_DATASET[p]}.json" for m in MODELS for p in PROTOCOLS_ON]
 EVAL_IMAGE_ROOT = f"{SYNTH_DIR}/voc" if _EV.image_dataset.kind == "synthetic" else _EV.image_dataset.root
 EVAL_VIDEO_ROOT = f"{SYNTH_DIR}/ytvos" if _EV.video_dataset.kind == "synthetic" else _EV.video_dataset.root

@@ -2,7 +2,8 @@
 
 
 rule evaluate:
-    """Score one model with one protocol (linear, clustering, hummingbird, videoseg)."""
+    """Score one model with one protocol (linear, clustering, hummingbird, videoseg, and the cross-view
+    hummingbird_xview and clustering_xview on the synthetic faces)."""
     input:
         model=lambda wc: MODELS[wc.model],
         data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
@@ -35,7 +36,8 @@ rule evaluate:
         # evaluate.device: cuda = 1, cpu = 0, auto = 1 when train.gpus > 0.
         gpu=evaluate_gpus(CFG),
     params:
-        # The shared evaluate keys and this protocol's own settings: editing another protocol never reruns it.
+        # The shared evaluate keys and this protocol's own settings (a cross-view protocol's also those of the
+        # protocol it extends): editing another protocol never reruns it.
         evaluate_cfg=lambda wc: evaluate_job_section(CFG, wc.protocol),
         image_root=EVAL_IMAGE_ROOT,
         video_root=EVAL_VIDEO_ROOT,

@@ -106,7 +106,9 @@ def test_tiny_pipeline_outputs(tiny_pipeline):
 
     table = pd.read_csv(tmp_path / "results" / "eval" / "table.csv")
     assert set(table["model"]) == {"start_s0", "mosic_s0", "static_s0"}
-    assert set(table["protocol"]) == {"linear", "clustering", "hummingbird", "videoseg"}
+    # The tiny config keeps the demo's 2 faces, so the cross-view protocols run too (evaluate.*_xview: auto).
+    protocols = {"linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview"}
+    assert set(table["protocol"]) == protocols
     assert table[table["model"] == "start_s0"]["delta"].abs().max() == 0
     summary = pd.read_csv(tmp_path / "results" / "eval" / "summary.csv")
     assert set(summary["variant"]) == {"start", "mosic", "static"} and set(summary["seeds"]) == {1}

@@ -6,10 +6,16 @@ version, git sha). :func:`aggregate` reads all of them into ``table.csv`` / ``ta
 model, protocol, dataset and metric, the starting backbone and each checkpoint side by side, with the delta
 against the starting backbone), ``deltas.png`` (a bar chart of the deltas) and ``examples.png`` (image, ground
 truth and each model's Hummingbird prediction for a few validation images).
+
+The cross-view protocols (``hummingbird_xview``, ``clustering_xview``; :data:`mosic.config.CROSS_VIEW`) read
+the per-face splits ``train_face<f>`` / ``val_face<f>`` of the synthetic image set, for every face f the set
+has (:func:`mosic.evaluate.datasets.synthetic_faces`), with the settings of the standard protocol they extend;
+their rows sit in the same tables.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -19,8 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mosic.config import PROTOCOLS, EvaluateConfig, split_run_name, to_dict
-from mosic.evaluate.datasets import image_dataset, video_dataset
+from mosic.config import CROSS_VIEW, PROTOCOLS, EvaluateConfig, split_run_name, to_dict
+from mosic.evaluate.datasets import image_dataset, synthetic_faces, video_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.fsutil import write_text_atomic
 
@@ -28,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOLS", "run_protocol", "aggregate", "plot_deltas"]
 
-Protocol = Literal["linear", "clustering", "hummingbird", "videoseg"]
+Protocol = Literal["linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview"]
 
 EXAMPLES = 4  # val images whose Hummingbird predictions are kept for the examples figure
 
@@ -57,7 +63,8 @@ def run_protocol(
     """Score one model with one protocol and write the JSON result atomically.
 
     Args:
-        protocol: ``linear``, ``clustering``, ``hummingbird`` or ``videoseg``.
+        protocol: ``linear``, ``clustering``, ``hummingbird``, ``videoseg``, ``hummingbird_xview`` or
+            ``clustering_xview`` (the last two: synthetic image set with faces > 1 only).
         model: an exported backbone (``.safetensors``) or a timm model name.
         model_name: the label of the model in the results (``start``, ``main``, ...).
         cfg: evaluation settings.
@@ -68,10 +75,12 @@ def run_protocol(
         cache_dir: where features are cached per (model, dataset, resolution).
     """
     device = _device(cfg)
-    # The job's config holds only this protocol's settings (the other protocol sections are None).
-    size = getattr(cfg, protocol).input_size if protocol in ("hummingbird", "videoseg") else cfg.input_size
+    # The job's config holds only this protocol's settings (the other protocol sections are None); a cross-view
+    # protocol reads those of the standard protocol it extends.
+    base = CROSS_VIEW.get(protocol, protocol)
+    size = getattr(cfg, base).input_size if base in ("hummingbird", "videoseg") else cfg.input_size
     backbone = load_model(model, input_size=size)
-    std = _HB_PARITY_STD if protocol == "hummingbird" and cfg.parity else (0.229, 0.224, 0.225)
+    std = _HB_PARITY_STD if base == "hummingbird" and cfg.parity else (0.229, 0.224, 0.225)
     extractor = FeatureExtractor(backbone, input_size=size, std=std, device=device, batch_size=cfg.batch_size)
     cache = Path(cache_dir) / model_name if cache_dir is not None else None
     ds_cfg = cfg.image_dataset
@@ -104,6 +113,26 @@ def run_protocol(
         videos = video_dataset(v_cfg.kind, video_root, v_cfg.split)
         metrics = video_segmentation(videos, extractor, cfg.videoseg, seed=cfg.seed)
         dataset, settings = videos.name, cfg.videoseg
+    elif protocol in CROSS_VIEW:
+        faces = synthetic_faces(image_root) if ds_cfg.kind == "synthetic" else 1
+        if faces < 2:
+            raise ValueError(
+                f"{protocol} needs the synthetic image set with faces > 1; {image_root} is {ds_cfg.kind!r} with "
+                f"{faces} face(s)"
+            )
+        val = [image_dataset(ds_cfg.kind, image_root, f"val_face{f}") for f in range(faces)]
+        if protocol == "hummingbird_xview":
+            from mosic.evaluate.hummingbird import hummingbird_xview
+
+            train = [image_dataset(ds_cfg.kind, image_root, f"train_face{f}") for f in range(faces)]
+            metrics = hummingbird_xview(train, val, extractor, cfg.hummingbird, seed=cfg.seed, parity=cfg.parity)
+            settings = cfg.hummingbird
+        else:
+            from mosic.evaluate.clustering import cluster_xview
+
+            metrics = cluster_xview(val, extractor, cfg.clustering, cache_dir=cache, parity=cfg.parity)
+            settings = dataclasses.replace(cfg.clustering, ks=[0])
+        dataset = f"{ds_cfg.kind}/" + "+".join(f"val_face{f}" for f in range(faces))
     else:
         raise ValueError(f"unknown protocol {protocol!r}; accepted: {', '.join(PROTOCOLS)}")
     result = {
@@ -141,9 +170,12 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _headline(protocol: str, metrics: dict[str, Any]) -> dict[str, float]:
-    """The protocol's summary numbers: mIoU, and one per K for clustering."""
-    if protocol == "clustering":
+    """The protocol's summary numbers: mIoU, one per K for clustering, one per direction for cross-view
+    Hummingbird."""
+    if protocol in ("clustering", "clustering_xview"):
         return {f"miou_k{k}": float(v["miou"]) for k, v in metrics["k"].items()}
+    if protocol == "hummingbird_xview":  # the mean over directions, then each (miou_face<a>_to_face<b>)
+        return {k: float(v) for k, v in metrics.items() if k == "miou" or k.startswith("miou_face")}
     return {"miou": float(metrics["miou"])}
 
 

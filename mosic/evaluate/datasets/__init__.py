@@ -19,6 +19,8 @@ only on request. Layouts (``reference/eval_spec.md`` §7):
 - ``synthetic``: the VOC-layout image set of :func:`mosic.data.synthetic.generate_synthetic` (``root`` is the
   generator's output folder or its ``voc/``): ``JPEGImages/``, ``SegmentationClass/``,
   ``ImageSets/Segmentation/{train,val}.txt`` and ``classes.json`` (class names, index = class id). Ignore 255.
+  With turning objects (``objects.json`` ``faces`` F > 1, :func:`synthetic_faces`) also the splits
+  ``{train,val}_face<f>``: the same scenes with every object showing face f.
 - ``ade20k``: SceneParsing 2016. ``root`` is ``<ADE_ROOT>`` holding ``ADEChallengeData2016/`` or that folder
   itself; ``images/{training,validation}/*.jpg`` and ``annotations/{training,validation}/*.png`` (raw values
   0-150, kept as they are). Split ``training`` / ``validation`` (aliases ``train`` / ``val``) takes every
@@ -70,6 +72,7 @@ from mosic.evaluate.datasets.images import (
     SyntheticSegmentation,
     VOCSegmentation,
     image_dataset,
+    synthetic_faces,
 )
 from mosic.evaluate.datasets.videos import VIDEO_KINDS, DAVISVideos, YTVOSVideos, video_dataset
 
@@ -88,5 +91,6 @@ __all__ = [
     "DAVISVideos",
     "YTVOSVideos",
     "image_dataset",
+    "synthetic_faces",
     "video_dataset",
 ]

@@ -159,6 +159,18 @@ class SyntheticSegmentation(VOCSegmentation):
         super().__init__(base, split, class_names=[str(c) for c in json.loads(classes.read_text())], kind="synthetic")
 
 
+def synthetic_faces(root: str | Path) -> int:
+    """Faces per class F of the synthetic image set: ``faces`` of its ``objects.json`` (1 when absent).
+
+    With F > 1 the set also has the splits ``train_face<f>`` and ``val_face<f>`` (f < F): the scenes of
+    ``train`` / ``val`` with every object showing face f, masks unchanged.
+    """
+    root = check_root(root, "synthetic")
+    base = root / "voc" if (root / "voc").is_dir() else root
+    objects = base / "objects.json"
+    return int(json.loads(objects.read_text())["faces"]) if objects.is_file() else 1
+
+
 class ADE20KSegmentation(_ImageSegmentation):
     """ADE20K SceneParsing split: 151 classes (0 = "other"), ignore 0, raw mask values.
 
