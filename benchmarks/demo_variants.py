@@ -116,7 +116,8 @@ def main() -> None:
             overrides, variant = VARIANTS[name]
             settings = {k: v for k, v in overrides.items() if k != "epochs_x"}
             epochs = args.epochs * overrides.get("epochs_x", 1)
-            tc = dataclasses.replace(run_train_config(cfg, variant, args.seed), epochs=epochs, **settings)
+            tc = run_train_config(cfg, variant, args.seed)
+            tc = dataclasses.replace(tc, epochs=epochs, **{"init": "random", **settings})  # the table: random init
             tc = dataclasses.replace(tc, wandb=dataclasses.replace(tc.wandb, mode="disabled"))
             out = workdir / "variants" / name
             start = time.perf_counter()

@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     raw = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
     cfg = section_from_dict(
         TrainConfig,
-        {**raw, "seed": 0, "track_source": "cached", "model": args.model, "input_size": args.size,
+        {**raw, "seed": 0, "track_source": "cached", "transposed_gather": False, "init": "random",
+         "model": args.model, "input_size": args.size,
          "batch_size": args.batch, "num_points": args.points, "teacher_frames": args.teacher_frames,
          "trainable_blocks": args.trainable_blocks},
         "train",

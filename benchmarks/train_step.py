@@ -285,7 +285,14 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for size in args.sizes:
         base = section_from_dict(
             TrainConfig,
-            {**raw["train"], "batch_size": BATCH, "input_size": size, "seed": 0, "track_source": "cached"},
+            {
+                **raw["train"],
+                "batch_size": BATCH,
+                "input_size": size,
+                "seed": 0,
+                "track_source": "cached",
+                "transposed_gather": False,
+            },
             "train",
         )
         preset = PRESETS[base.preset]
@@ -373,7 +380,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "benchmark": "train_step",
         "settings": {
             "model": cfg0.model,
-            "pretrained": cfg0.pretrained,
+            "init": cfg0.init,
             "trainable_blocks": cfg0.trainable_blocks,
             "trainable_parameters": sum(p.numel() for p in runners[0].net.parameters() if p.requires_grad),
             "batch_size": BATCH,

@@ -42,6 +42,8 @@ __all__ = [
     "CROSS_VIEW",
     "cross_view_available",
     "protocols_on",
+    "INITS",
+    "PretrainConfig",
     "ImageDatasetConfig",
     "VideoDatasetConfig",
     "LinearConfig",
@@ -256,7 +258,12 @@ class TrainConfig:
         "over all entries, blocks selected by name)."
     )
     model: str = _field("timm model name, e.g. vit_small_patch14_dinov2.lvd142m (original run: dinov2-s).")
-    pretrained: bool = _field("Load the model's pretrained weights through timm (needs network or a local cache).")
+    init: str = _field(
+        "Starting weights of the backbone: random (timm's initialisation); timm (timm's pretrained weights through "
+        "the hub: needs network or a filled cache); pretrain (the workflow's own image-pretrained start, rule "
+        "pretrain, on the synthetic image set: the demo); or the path of a .safetensors file (a backbone exported "
+        "by mosic, or a timm state dict), e.g. on a cluster without hub access."
+    )
     input_size: int = _field("Square input size in pixels (original: 224); a multiple of the patch size.", ge=16)
     trainable_blocks: int = _field("Train the last n transformer blocks (original: 2); 0 = all blocks.", ge=0)
     head_hidden: int = _field("Width of the projection head's two hidden layers (original: 1024).", ge=1)
@@ -301,10 +308,27 @@ class TrainConfig:
         "point stays where it was at frame 0 (no-motion control).",
         "cached",
     )
+    transposed_gather: bool = _per_run(
+        "Read features at (x, y) as (row, col), the original code's indexing bug, all else equal (control).", False
+    )
 
 
-Control = Literal["shuffled", "static"]
+Control = Literal["shuffled", "static", "transposed"]
+INITS = ("random", "timm", "pretrain")
 CONTROLS: tuple[str, ...] = typing.get_args(Control)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PretrainConfig:
+    """The demo's image-pretrained start (train.init: pretrain): supervised patch classification of the backbone
+    on the synthetic image set showing one face of every class, a stand-in for image pretraining."""
+
+    face: int = _field("The face every labelled image shows (the objects' common view); 0 to synthetic.faces - 1.",
+                       ge=0)  # fmt: skip
+    steps: int = _field("Optimizer steps.", ge=1, le=1_000_000)
+    batch_size: int = _field("Images per step.", ge=1, le=4096)
+    lr: float = _field("AdamW learning rate of backbone and linear head.", gt=0.0, le=1.0)
+    seed: int = _field("Seed of the initialisation, the linear head and the image order.", ge=0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,7 +338,8 @@ class RunsConfig:
     seeds: list[int] = _field("Seeds; every variant is trained once per seed (train.seed of the run).", ge=0)
     controls: list[Control] = _field(
         "Controls trained beside the tracked run with the same settings: shuffled (targets from random other "
-        "points), static (points stay where they were at frame 0). [] = none.",
+        "points), static (points stay where they were at frame 0), transposed (features read at (x, y) as "
+        "(row, col), the original code's bug). [] = none.",
         allow_empty=True,
     )
 
@@ -448,6 +473,7 @@ class Config:
     index: IndexConfig = _field("Video probing.")
     track: TrackConfig = _field("Point tracking into the cache.")
     train: TrainConfig = _field("MoSiC training.")
+    pretrain: PretrainConfig = _field("The image-pretrained start of train.init: pretrain.")
     runs: RunsConfig = _field("Training runs: seeds and controls.")
     evaluate: EvaluateConfig = _field("Evaluation protocols.")
 
@@ -528,6 +554,11 @@ def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: boo
                 "runs.controls); remove it"
             )
         fields = {name: f for name, f in fields.items() if name not in per_run}
+    if cls is TrainConfig and "pretrained" in data:
+        raise ConfigError(
+            f"config key '{prefix}pretrained' was replaced by '{prefix}init': use init: timm for pretrained: true, "
+            "init: random for pretrained: false"
+        )
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
@@ -638,6 +669,18 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'dataset.name' is {cfg.dataset.name!r}; accepted values: a non-empty name without '/'"
         )
+    if t.init not in INITS and not t.init.endswith(".safetensors"):
+        raise ConfigError(
+            f"config key 'train.init' is {t.init!r}; accepted values: {', '.join(map(repr, INITS))} or the path of a "
+            ".safetensors file"
+        )
+    if t.init == "pretrain" and (cfg.dataset.kind != "synthetic" or cfg.pretrain.face >= s.faces):
+        raise ConfigError(
+            f"config key 'train.init' is 'pretrain' with dataset.kind {cfg.dataset.kind!r} and pretrain.face "
+            f"{cfg.pretrain.face} (synthetic.faces {s.faces}); the pretrain rule trains on the synthetic image set: "
+            "accepted with dataset.kind 'synthetic' and pretrain.face < synthetic.faces; else use random, timm or a "
+            ".safetensors path"
+        )
 
 
 def parse_config(data: dict[str, Any]) -> Config:
@@ -735,8 +778,15 @@ def split_run_name(name: str) -> tuple[str, int | None]:
     return (m.group(1), int(m.group(2))) if m else (name, None)
 
 
-def run_train_config(cfg: Config, variant: str, seed: int) -> TrainConfig:
-    """The training section of one run: ``variant`` is ``mosic`` (cached tracks) or a control name."""
+def run_train_config(cfg: Config, variant: str, seed: int, *, pretrain_backbone: str | None = None) -> TrainConfig:
+    """The training section of one run: ``variant`` is ``mosic`` (cached tracks) or a control name.
+
+    With ``train.init: pretrain``, `pretrain_backbone` (the pretrain rule's output) becomes the run's init path.
+    """
     if variant != "mosic" and variant not in CONTROLS:
         raise ConfigError(f"unknown training variant {variant!r}; accepted values: 'mosic', {', '.join(CONTROLS)}")
-    return dataclasses.replace(cfg.train, seed=seed, track_source="cached" if variant == "mosic" else variant)
+    source = variant if variant in ("shuffled", "static") else "cached"
+    run = dataclasses.replace(cfg.train, seed=seed, track_source=source, transposed_gather=variant == "transposed")
+    if run.init == "pretrain" and pretrain_backbone is not None:
+        run = dataclasses.replace(run, init=str(pretrain_backbone))
+    return run

@@ -190,7 +190,7 @@ def test_pretrained_config_merges_over_the_demo(default_config_dict, repo):
             else:
                 merged[section][key] = value
     cfg = parse_config(merged)
-    assert cfg.train.pretrained and cfg.train.model == "vit_small_patch14_dinov2.lvd142m"
+    assert cfg.train.init == "timm" and cfg.train.model == "vit_small_patch14_dinov2.lvd142m"
     assert cfg.train.input_size % 14 == 0 and cfg.evaluate.hummingbird.input_size % 14 == 0
 
 
@@ -225,7 +225,8 @@ def test_evaluation_job_gets_only_its_protocol(default_config_dict):
         (
             ("runs", "controls"),
             "static",
-            "config key 'runs.controls' must be a list of values among 'shuffled', 'static', got 'static'",
+            "config key 'runs.controls' must be a list of values among 'shuffled', 'static', 'transposed', got "
+            "'static'",
         ),
         (("evaluate", "clustering", "ks"), 5, "'evaluate.clustering.ks' must be a non-empty list of integers, got 5"),
     ],

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from mosic.fsutil import atomic_file, write_text_atomic
 
-__all__ = ["export_backbone", "load_exported", "unshared_state", "ExportError"]
+__all__ = ["export_backbone", "load_backbone_weights", "load_exported", "unshared_state", "ExportError"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,3 +188,42 @@ def load_exported(path: Path, *, pretrained: bool = False) -> nn.Module:
     model = timm.create_model(meta["model_name"], pretrained=pretrained, num_classes=0, img_size=meta["img_size"])
     model.load_state_dict(safetensors.torch.load_file(str(path)), strict=True)
     return model.eval()
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | Path, *, model_name: str) -> None:
+    """Load a ``.safetensors`` backbone into `backbone` (a timm ViT built from `model_name`), strictly.
+
+    The file is a backbone exported by :func:`export_backbone` (its sidecar names the model, which must be the same
+    architecture) or a plain timm state dict. A position embedding of another input size is resampled (timm's
+    ``resample_abs_pos_embed``, as timm does for pretrained weights); any other difference is an error that names
+    the file and the keys.
+
+    Raises:
+        ExportError: missing file, another architecture, or keys / shapes that do not match.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such backbone file (train.init)")
+    side = _sidecar(path)
+    if side.exists():
+        exported = json.loads(side.read_text(encoding="utf-8")).get("model_name", "")
+        if exported.split(".")[0] != model_name.split(".")[0]:
+            raise ExportError(f"{path} holds a {exported!r} backbone; train.model is {model_name!r}")
+    state = safetensors.torch.load_file(str(path))
+    own = backbone.state_dict()
+    pos = state.get("pos_embed")
+    if pos is not None and "pos_embed" in own and pos.shape != own["pos_embed"].shape:
+        from timm.layers import resample_abs_pos_embed
+
+        prefix = 0 if getattr(backbone, "no_embed_class", False) else getattr(backbone, "num_prefix_tokens", 1)
+        grid = backbone.patch_embed.grid_size
+        state["pos_embed"] = resample_abs_pos_embed(pos, new_size=list(grid), num_prefix_tokens=prefix)
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ExportError(
+            f"{path} does not fit {model_name!r}: missing {missing[:5]}, unexpected {unexpected[:5]}, other shapes "
+            f"{wrong[:5]}"
+        )
+    backbone.load_state_dict(state, strict=True)
+    logger.info("backbone weights from %s", path)

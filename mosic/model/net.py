@@ -11,6 +11,7 @@ from typing import Literal
 from torch import Tensor, nn
 
 from mosic.model.backbone import build_backbone, grid_size, patch_tokens
+from mosic.model.export import load_backbone_weights
 from mosic.model.gather import gather_tracks
 from mosic.model.head import ProjectionHead, Prototypes
 
@@ -22,7 +23,8 @@ class MoSiCNet(nn.Module):
 
     Args:
         model: timm model name.
-        pretrained: load timm's pretrained weights.
+        init: starting backbone weights: ``random`` (timm's initialisation), ``timm`` (timm's pretrained weights)
+            or the path of a ``.safetensors`` backbone (:func:`mosic.model.export.load_backbone_weights`).
         input_size: square input size in pixels.
         head_hidden, head_bottleneck, proj_dim: projection head widths (D → hidden → hidden → bottleneck → proj).
         num_prototypes: K.
@@ -34,7 +36,7 @@ class MoSiCNet(nn.Module):
         self,
         *,
         model: str,
-        pretrained: bool,
+        init: str,
         input_size: int,
         head_hidden: int,
         head_bottleneck: int,
@@ -44,7 +46,11 @@ class MoSiCNet(nn.Module):
         order: Literal["xy", "transposed"] = "xy",
     ) -> None:
         super().__init__()
-        self.backbone = build_backbone(model, pretrained=pretrained, input_size=input_size)
+        if init not in ("random", "timm") and not str(init).endswith(".safetensors"):
+            raise ValueError(f"init must be 'random', 'timm' or a .safetensors path, got {init!r}")
+        self.backbone = build_backbone(model, pretrained=init == "timm", input_size=input_size)
+        if init not in ("random", "timm"):
+            load_backbone_weights(self.backbone, init, model_name=model)
         self.head = ProjectionHead(self.backbone.num_features, head_hidden, head_bottleneck, proj_dim)
         self.prototypes = Prototypes(num_prototypes, proj_dim)
         self.input_size, self.gather, self.order = input_size, gather, order

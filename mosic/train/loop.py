@@ -64,14 +64,14 @@ def build_net(cfg: TrainConfig, preset: Preset) -> MoSiCNet:
     """The student network with the configured trainable blocks (the teacher is an EMA copy of it)."""
     net = MoSiCNet(
         model=cfg.model,
-        pretrained=cfg.pretrained,
+        init=cfg.init,
         input_size=cfg.input_size,
         head_hidden=cfg.head_hidden,
         head_bottleneck=cfg.head_bottleneck,
         proj_dim=cfg.proj_dim,
         num_prototypes=cfg.num_prototypes,
         gather=cfg.gather,
-        order=preset.order,
+        order="transposed" if cfg.transposed_gather else preset.order,
     )
     set_trainable_blocks(net.backbone, cfg.trainable_blocks, select=preset.block_select)
     return net

@@ -152,7 +152,7 @@ def mosic_step(
         # A term counts only where the point's frame-0 patch was seen by the student (the original weighted by
         # the frame-t student feature, which is not the feature the loss uses).
         seen = keep_mask(keep, num_patches)  # [B, L]
-        row, col = track_patch_index(tracks[:, 0], grid=raw.grid, input_size=raw.input_size, order=preset.order)
+        row, col = track_patch_index(tracks[:, 0], grid=raw.grid, input_size=raw.input_size, order=raw.order)
         weight = weight * seen.gather(1, row * raw.grid + col).float()[:, None, :]
     denominator = None
     if distributed.world_size() > 1:

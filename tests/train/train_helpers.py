@@ -60,6 +60,7 @@ def tiny_cfg(**overrides) -> TrainConfig:
         model="test_vit", input_size=32, num_points=16, batch_size=4, epochs=2, head_hidden=32, head_bottleneck=32,
         proj_dim=16, num_prototypes=8, teacher_frames=0, checkpoint_every=2, warmup_steps=2, workers=0,
         wandb={"mode": "disabled", "project": "t", "entity": ""}, seed=0, track_source="cached",
+        transposed_gather=False, init="random",
     )  # fmt: skip
     base.update(overrides)
     return section_from_dict(TrainConfig, base, "train")
