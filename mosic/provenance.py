@@ -1,7 +1,8 @@
 """Provenance records attached to every artefact: the config that made it, the package version, the git sha.
 
-Snakemake does not rerun a rule when package code changes (snakemake issue #2192), so these records are how a
-user tells later whether a cache, checkpoint or result is stale. Standard library only.
+The workflow reruns the jobs whose scripts import an edited package module (rules/common.smk `code_inputs`, as
+Snakemake alone does not, snakemake issue #2192); these records are how a user tells later, away from the
+workflow, whether a cache, checkpoint or result is stale. Standard library only.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)
 # which hold only third-party packages); SLURM jobs re-parse this file and set it again.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p))
 
+from mosic.codedeps import import_closure
 from mosic.config import (
     PROTOCOLS,
     ConfigError,
@@ -57,9 +58,12 @@ EVAL_IMAGE_ROOT = f"{SYNTH_DIR}/voc" if _EV.image_dataset.kind == "synthetic" el
 EVAL_VIDEO_ROOT = f"{SYNTH_DIR}/ytvos" if _EV.video_dataset.kind == "synthetic" else _EV.video_dataset.root
 
 
-def sources(*modules):
-    """Package sources that a job depends on, listed as inputs since Snakemake ignores package edits (#2192)."""
-    return [os.path.join(workflow.basedir, "mosic", m) for m in ("__init__.py", "config.py", *modules)]
+def code_inputs(*scripts, skip=()):
+    """The package files that `scripts` import, directly or not, as inputs: Snakemake does not see edits to
+    them (snakemake issue #2192). `scripts` (relative to the workflow) are the rule's script, which Snakemake
+    tracks itself, and the package modules its shell command runs with `python -m`; `skip`: modules imported
+    only under a config choice that is off (mosic.codedeps.import_closure)."""
+    return import_closure(workflow.basedir, *scripts, skip=skip)
 
 
 def section(name):

@@ -4,7 +4,7 @@
 rule synthetic_data:
     """Render the procedural video dataset (YouTube-VOS layout + GT tracks) and the VOC-layout image set."""
     input:
-        code=sources("data/synthetic.py", "data/textures.py"),
+        code=code_inputs("scripts/synthetic_data.py"),
     output:
         directory(SYNTH_DIR),
     log:
@@ -21,15 +21,7 @@ rule index:
     """Probe every video (bad ones are recorded as skipped), sample clips and assign shards."""
     input:
         data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
-        code=sources(
-            "data/readers.py",
-            "data/frames.py",
-            "data/video.py",
-            "data/videofile.py",
-            "data/layouts.py",
-            "data/clips.py",
-            "data/index.py",
-        ),
+        code=code_inputs("scripts/index.py"),
     output:
         index_table=INDEX,
         clip_table=CLIPS,

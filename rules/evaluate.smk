@@ -7,21 +7,7 @@ rule evaluate:
     input:
         model=lambda wc: MODELS[wc.model],
         data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
-        code=sources(
-            "evaluate/run.py",
-            "evaluate/features.py",
-            "evaluate/datasets/__init__.py",
-            "evaluate/datasets/classes.py",
-            "evaluate/datasets/files.py",
-            "evaluate/datasets/images.py",
-            "evaluate/datasets/videos.py",
-            "evaluate/metrics.py",
-            "evaluate/kmeans.py",
-            "evaluate/linear.py",
-            "evaluate/clustering.py",
-            "evaluate/hummingbird.py",
-            "evaluate/videoseg.py",
-        ),
+        code=code_inputs("scripts/evaluate.py"),
     output:
         f"{EVAL_DIR}/{{model}}/{{protocol}}/{{dataset}}.json",
     log:
@@ -50,7 +36,7 @@ rule eval_table:
     """Gather every result into table.csv / table.parquet with deltas against the starting backbone, and a plot."""
     input:
         results=EVAL_RESULTS,
-        code=sources("evaluate/run.py"),
+        code=code_inputs("scripts/eval_table.py"),
     output:
         table=report(
             f"{EVAL_DIR}/table.csv",

@@ -18,7 +18,7 @@ rule training_curves:
     """Loss and cluster-usage entropy against the step, every run in one plot each."""
     input:
         metrics=[f"{TRAIN_ROOT}/{run}/metrics.csv" for run in RUNS],
-        code=sources("report/__init__.py", "report/figures.py"),
+        code=code_inputs("scripts/training_curves.py"),
     output:
         loss=report(
             f"{REPORT_DIR}/training_loss.png",
@@ -47,7 +47,7 @@ rule tracking_figures:
     """TAP-Vid accuracy of the cached tracks against the synthetic ground truth (synthetic data only)."""
     input:
         metrics=f"{DS}/tracking_metrics.json",
-        code=sources("report/__init__.py", "report/figures.py"),
+        code=code_inputs("scripts/tracking_figures.py"),
     output:
         report(
             f"{REPORT_DIR}/tracking_accuracy.png",
@@ -68,7 +68,7 @@ rule evaluation_tables:
     input:
         summary=f"{EVAL_DIR}/summary.csv",
         table=f"{EVAL_DIR}/table.csv",
-        code=sources("report/__init__.py", "report/figures.py"),
+        code=code_inputs("scripts/evaluation_tables.py"),
     output:
         report(
             f"{REPORT_DIR}/evaluation_tables.html",
@@ -90,15 +90,7 @@ rule clip_animations:
         shards=SHARDS,
         start=MODELS[REPORT_START],
         trained=MODELS[REPORT_TRAINED],
-        code=sources(
-            "report/__init__.py",
-            "report/clips.py",
-            "evaluate/features.py",
-            "evaluate/kmeans.py",
-            "store/reader.py",
-            "store/schema.py",
-            "model/export.py",
-        ),
+        code=code_inputs("scripts/clip_animations.py"),
     output:
         gifs=report(
             [f"{REPORT_DIR}/clips/clip_{i}.gif" for i in range(REPORT_CLIPS)],

@@ -1,8 +1,9 @@
 """Stage 1: track every clip of a shard into a Zarr shard (one job per shard); score tracks on synthetic GT."""
 
 # The ground_truth tracker reads the synthetic scenes through the generator's code; other trackers do not
-# depend on it (an edit there must not rerun LK on a real dataset).
-GROUND_TRUTH_CODE = ["data/synthetic.py", "data/textures.py"] if CFG.track.tracker == "ground_truth" else []
+# depend on it (an edit there must not rerun LK on a real dataset). make_tracker imports tracking/ground_truth.py,
+# and through it mosic.data.synthetic, for that tracker alone, so the others' code inputs skip it.
+UNUSED_TRACKER_CODE = [] if CFG.track.tracker == "ground_truth" else ["mosic/tracking/ground_truth.py"]
 
 
 rule track_shard:
@@ -10,18 +11,7 @@ rule track_shard:
     input:
         index=INDEX,
         clips=CLIPS,
-        code=sources(
-            "tracking/__init__.py",
-            "tracking/base.py",
-            "tracking/lk.py",
-            "tracking/cotracker.py",
-            "tracking/shard.py",
-            "tracking/ground_truth.py",
-            "store/__init__.py",
-            "store/schema.py",
-            "store/writer.py",
-            *GROUND_TRUTH_CODE,
-        ),
+        code=code_inputs("scripts/track_shard.py", skip=UNUSED_TRACKER_CODE),
     output:
         directory(f"{TRACK_DIR}/shard_{{shard}}.zarr"),
     log:
@@ -46,7 +36,7 @@ rule tracking_metrics:
     input:
         shards=SHARDS,
         data=SYNTH_DIR,
-        code=sources("tracking/evaluate.py", "tracking/ground_truth.py", "tracking/metrics.py", "data/synthetic.py"),
+        code=code_inputs("scripts/tracking_metrics.py"),
     output:
         f"{DS}/tracking_metrics.json",
     log:

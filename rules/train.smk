@@ -6,22 +6,7 @@ rule train:
     input:
         shards=SHARDS,
         script=os.path.join(workflow.basedir, "scripts", "train.py"),
-        code=sources(
-            "distributed.py",
-            "losses/sinkhorn.py",
-            "losses/mosic_loss.py",
-            "model/backbone.py",
-            "model/gather.py",
-            "model/head.py",
-            "model/ema.py",
-            "model/net.py",
-            "train/data.py",
-            "train/loop.py",
-            "train/presets.py",
-            "train/schedules.py",
-            "train/checkpoint.py",
-            "model/export.py",
-        ),
+        code=code_inputs("scripts/train.py", "mosic/gpu_slots.py", "mosic/launch.py"),
     output:
         final=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/final.json",
         backbone=f"{TRAIN_ROOT}/{{variant}}_s{{seed}}/backbone.safetensors",

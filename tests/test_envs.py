@@ -1,17 +1,17 @@
 """Conda environments: every rule names one, each pins exact versions, and each holds what its rules import.
 
-The import check follows `mosic` imports transitively from the modules a rule lists as inputs (`sources(...)`)
-and from its script, so a new third-party import in package code fails here rather than in a job under
-`snakemake --sdm conda`.
+The import check follows `mosic` imports transitively (mosic.codedeps) from a rule's script, the files its
+`code_inputs(...)` names and the modules its shell runs with `python -m`, skipping nothing, so a new third-party
+import in package code fails here rather than in a job under `snakemake --sdm conda`.
 """
 
-import ast
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from mosic.codedeps import module_file, third_party_imports
 
 REPO = Path(__file__).resolve().parents[1]
 # Import name -> pip distribution name, where they differ.
@@ -28,39 +28,6 @@ def rule_blocks() -> dict[str, str]:
         for name, body in zip(parts[1::2], parts[2::2], strict=True):
             blocks[name] = body
     return blocks
-
-
-def module_path(name: str) -> Path | None:
-    base = REPO / Path(*name.split("."))
-    for cand in (base.with_suffix(".py"), base / "__init__.py"):
-        if cand.exists():
-            return cand
-    return None
-
-
-def third_party_imports(files: list[Path]) -> set[str]:
-    """Top-level third-party import names of `files` and of every mosic module they import, transitively."""
-    seen, todo, found = set(), list(files), set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            else:
-                continue
-            for name in names:
-                top = name.split(".")[0]
-                if top == "mosic":
-                    if (p := module_path(name)) is not None:
-                        todo.append(p)
-                elif top not in sys.stdlib_module_names and top != "__future__":
-                    found.add(top)
-    return found
 
 
 def env_packages(env: dict) -> dict[str, str]:
@@ -98,16 +65,15 @@ def test_env_holds_what_the_rule_imports(rule):
     body = BLOCKS[rule]
     env_file = re.search(r'conda:\n\s+"([^"]+)"', body).group(1)
     pkgs = env_packages(yaml.safe_load((REPO / "rules" / env_file).read_text()))
-    files = [REPO / "mosic" / m for m in re.findall(r'"([\w/]+\.py)"', body) if (REPO / "mosic" / m).exists()]
-    files += [REPO / "scripts" / s for s in re.findall(r'scripts/(\w+\.py)"', body)]
-    files += [REPO / "scripts" / s for s in re.findall(r'"scripts", "(\w+\.py)"', body)]
-    shell = re.search(r"python -m (mosic[\w.]*)", body)
-    if shell:
-        files.append(module_path(shell.group(1)))
-    assert files, f"rule {rule}: no script or package modules found"
+    entries = re.findall(r'"\.\./(scripts/\w+\.py)"', body)  # the script: directive
+    entries += [f"scripts/{s}" for s in re.findall(r'"scripts", "(\w+\.py)"', body)]  # a shell rule's script input
+    for args in re.findall(r"code_inputs\(([^)]*)\)", body):
+        entries += re.findall(r'"([\w/]+\.py)"', args)
+    entries += [str(module_file(REPO, m).relative_to(REPO)) for m in re.findall(r"python -m (mosic[\w.]*)", body)]
+    assert entries, f"rule {rule}: no script or package modules found"
     missing = sorted(
         DIST.get(name, name).lower()
-        for name in third_party_imports(files) - OPTIONAL
+        for name in third_party_imports(REPO, *entries) - OPTIONAL
         if DIST.get(name, name).lower() not in pkgs
     )
     assert not missing, f"rule {rule} imports {missing}, which {env_file} lacks"
