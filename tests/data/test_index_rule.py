@@ -14,7 +14,10 @@ REPO = Path(__file__).resolve().parents[2]
 def run_index_rule(workdir: Path, dataset: dict) -> subprocess.CompletedProcess:
     """Run the workflow up to the index only (the target is the index's output)."""
     cfg = workdir / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"dataset": dataset, "clips": {"num_frames": 4, "step": 1}}))
+    # Real data: the demo's image-pretrained start (train.init: pretrain) needs the synthetic set.
+    cfg.write_text(
+        yaml.safe_dump({"dataset": dataset, "clips": {"num_frames": 4, "step": 1}, "train": {"init": "random"}})
+    )
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
     target = f"results/{dataset['name']}/index.parquet"
     return subprocess.run(
