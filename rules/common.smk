@@ -43,6 +43,8 @@ SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)
 VARIANTS = ["mosic", *CFG.runs.controls]
 RUNS = [run_name(v, s) for s in CFG.runs.seeds for v in VARIANTS]
 TRAIN_ROOT = f"{DS}/train"
+# The image-pretrained start of train.init: pretrain (rule pretrain).
+PRETRAIN_BACKBONE = f"{DS}/pretrain/backbone.safetensors"
 EVAL_DIR = f"{OUT}/eval"
 # Evaluated side by side: each seed's starting backbone (exported by its mosic run as training begins;
 # the controls of a seed start from the same weights) and every trained run.
@@ -73,4 +75,4 @@ def section(name):
 
 def run_section(variant, seed):
     """The train section of one run (its seed and track source set), as a plain dict for params."""
-    return to_dict(run_train_config(CFG, variant, int(seed)))
+    return to_dict(run_train_config(CFG, variant, int(seed), pretrain_backbone=PRETRAIN_BACKBONE))

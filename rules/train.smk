@@ -5,6 +5,7 @@ rule train:
     """Fine-tune the backbone; writes checkpoints, the final checkpoint record, the exported backbone and metrics."""
     input:
         shards=SHARDS,
+        init=PRETRAIN_BACKBONE if CFG.train.init == "pretrain" else [],
         script=os.path.join(workflow.basedir, "scripts", "train.py"),
         code=code_inputs("scripts/train.py", "mosic/gpu_slots.py", "mosic/launch.py"),
     output:
@@ -35,3 +36,24 @@ rule train:
         "OMP_NUM_THREADS={threads} python -m mosic.gpu_slots {resources.gpu} -- "
         "python -m mosic.launch --nproc {params.nproc} --nodes {resources.nodes} -- "
         "{input.script} --train-config {params.train_cfg:q} --out {params.out} {input.shards} > {log} 2>&1"
+
+
+rule pretrain:
+    """The demo's image-pretrained start (train.init: pretrain): the backbone learns the classes from one face."""
+    input:
+        data=SYNTH_DIR,
+        code=code_inputs("scripts/pretrain.py"),
+    output:
+        PRETRAIN_BACKBONE,
+    log:
+        f"{LOGS}/pretrain.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        # Only what the start depends on: editing other train keys never reruns it.
+        pretrain_cfg=section("pretrain"),
+        model=CFG.train.model,
+        input_size=CFG.train.input_size,
+        faces=CFG.synthetic.faces,
+    script:
+        "../scripts/pretrain.py"

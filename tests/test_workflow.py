@@ -269,7 +269,9 @@ def test_failed_index_rerun_leaves_no_index(tmp_path):
     def index_with(on_error: str):
         dataset = {"name": "x", "kind": "ytvos", "root": str(frames.parent), "split": "", "on_error": on_error}
         cfg = tmp_path / f"{on_error}.yaml"
-        cfg.write_text(yaml.safe_dump({"dataset": dataset, "clips": {"num_frames": 4, "step": 1}}))
+        # Real data: the demo's image-pretrained start (train.init: pretrain) needs the synthetic set.
+        cfg.write_text(yaml.safe_dump({"dataset": dataset, "clips": {"num_frames": 4, "step": 1},
+                                       "train": {"init": "random"}}))  # fmt: skip
         return snakemake(tmp_path, "results/x/index.parquet", "--cores", "1", "--configfile", str(cfg))
 
     outputs = [tmp_path / "results" / "x" / name for name in ("index.parquet", "clips.parquet")]
