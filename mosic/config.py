@@ -54,6 +54,7 @@ __all__ = [
     "EvaluateConfig",
     "Config",
     "parse_config",
+    "track_substep",
     "model_patch_size",
     "config_hash",
     "to_dict",
@@ -73,15 +74,19 @@ def _field(
     lt: float | None = None,
     allow_empty: bool = False,
     job_optional: bool = False,
+    default: Any = dataclasses.MISSING,
 ) -> Any:
     """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt/lt).
 
     `job_optional`: required in config.yaml, but the section a job receives may leave it out (it is then None):
     an evaluation job gets only its own protocol's settings, so editing another protocol never reruns it.
+    `default`: the value when Python code builds the dataclass without it (a key added later, so that existing
+    callers keep working); config.yaml must still set the key.
     """
     return field(
+        default=default,
         metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty,
-                  "job_optional": job_optional}
+                  "job_optional": job_optional},
     )  # fmt: skip
 
 
@@ -232,6 +237,15 @@ class TrackConfig:
         "out; fail = stop the job."
     )
     threads: int = _field("CPU threads of a tracking job.", ge=1, le=256)
+    substep: Literal["auto", "direct"] | int = _field(
+        "Track through the source frames between a clip's sampled frames, every <substep>-th one, and keep the "
+        "sampled frames (clips.mode regular): auto = 1 for lk, direct for cotracker3; direct = track the sampled "
+        "frames only; an integer that divides clips.step (= clips.step: same as direct). Ignored by ground_truth "
+        "and in the other clip modes (track_substep).",
+        ge=1,
+        le=1000,
+        default="auto",
+    )
     lk: LKConfig = _field("Lucas-Kanade settings.")
     cotracker: CoTrackerConfig = _field("CoTracker3 settings.")
 
@@ -480,6 +494,8 @@ class Config:
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if dataclasses.is_dataclass(tp):
@@ -515,8 +531,20 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool 
         if len(set(map(repr, value))) < len(value):
             raise ConfigError(f"config key '{key}' lists a value twice: {value!r}")
         return [_check_value(f"{key}[{i}]", v, inner, meta) for i, v in enumerate(value)]
-    if origin in (types.UnionType, typing.Union):
-        raise TypeError(f"unsupported annotation for {key}: {tp}")
+    if origin in (types.UnionType, typing.Union):  # e.g. Literal["auto", "direct"] | int: the first that accepts it
+        alternatives = typing.get_args(tp)
+        if any(typing.get_origin(a) is not Literal and a not in (bool, int, float, str) for a in alternatives):
+            raise TypeError(f"unsupported annotation for {key}: {tp}")
+        for alternative in alternatives:
+            try:
+                return _check_value(key, value, alternative, meta, run)
+            except ConfigError:
+                continue
+        # YAML 1.1 reads unquoted off / no / on / yes as booleans, so `substep: off` arrives as False.
+        note = " (YAML reads unquoted off, no, on, yes as false or true)" if isinstance(value, bool) else ""
+        raise ConfigError(
+            f"config key '{key}' is {value!r}; accepted values: {_type_name(tp)}{_range_text(meta)}{note}"
+        )
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -534,11 +562,17 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool 
         or (gt is not None and value <= gt)
         or (lt is not None and value >= lt)
     ):
-        lo = f"> {gt}" if gt is not None else (f">= {ge}" if ge is not None else "")
-        hi = f"< {lt}" if lt is not None else (f"<= {le}" if le is not None else "")
-        rng = " and ".join(p for p in (lo, hi) if p)
-        raise ConfigError(f"config key '{key}' is {value!r}; accepted values: {_type_name(tp)} {rng}")
+        raise ConfigError(f"config key '{key}' is {value!r}; accepted values: {_type_name(tp)}{_range_text(meta)}")
     return value
+
+
+def _range_text(meta: dict[str, Any]) -> str:
+    """The numeric bounds of a field as text, with a leading space (``" >= 1 and <= 1000"``), or ``""``."""
+    ge, le, gt, lt = meta.get("ge"), meta.get("le"), meta.get("gt"), meta.get("lt")
+    lo = f"> {gt}" if gt is not None else (f">= {ge}" if ge is not None else "")
+    hi = f"< {lt}" if lt is not None else (f"<= {le}" if le is not None else "")
+    rng = " and ".join(p for p in (lo, hi) if p)
+    return f" {rng}" if rng else ""
 
 
 def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: bool = False) -> Any:
@@ -614,6 +648,13 @@ def _cross_checks(cfg: Config) -> None:
         raise ConfigError(
             f"config key 'synthetic.turn_travel' is {s.turn_travel}; accepted values: 0 to synthetic.max_speed x "
             f"synthetic.turn_frames ({s.max_speed * s.turn_frames:g} px), the farthest an object moves during a turn"
+        )
+    substep, step = cfg.track.substep, cfg.clips.step
+    if isinstance(substep, int) and cfg.clips.mode == "regular" and step % substep:
+        divisors = ", ".join(str(k) for k in range(1, step + 1) if step % k == 0)
+        raise ConfigError(
+            f"config key 'track.substep' is {substep}; accepted values: 'auto', 'direct' or an integer that divides "
+            f"clips.step ({step}): {divisors}"
         )
     if cfg.track.tracker == "ground_truth" and cfg.dataset.kind not in ("synthetic", "ytvos"):
         raise ConfigError(
@@ -700,6 +741,25 @@ def parse_config(data: dict[str, Any]) -> Config:
     cfg = _parse_dataclass(Config, data)
     _cross_checks(cfg)
     return cfg
+
+
+def track_substep(cfg: Config) -> int | None:
+    """The frame step the tracker works at inside a clip (``track.substep`` resolved), or None to track the clip's
+    sampled frames directly.
+
+    Only ``clips.mode: regular`` has a step to fill; ``uniform`` clips have gaps of any length (tracking through
+    them could mean decoding most of a video) and ``dense`` clips have none, so they are tracked directly, as are
+    the ``ground_truth`` tracker's (exact at any step). ``auto`` gives 1 (every source frame) to ``lk``, which
+    follows small motions far better than large ones, and None to ``cotracker3``, which follows large motions
+    itself and whose GPU time grows with the frames it is given; an integer ``k`` gives ``k``, None when it equals
+    ``clips.step`` (nothing to insert). :func:`mosic.tracking.substep.substep_frames` applies it to each clip.
+    """
+    substep, clips = cfg.track.substep, cfg.clips
+    if substep == "direct" or clips.mode != "regular" or cfg.track.tracker == "ground_truth":
+        return None
+    if substep == "auto":
+        substep = 1 if cfg.track.tracker == "lk" else clips.step
+    return None if substep >= clips.step else substep
 
 
 def to_dict(obj: Any) -> Any:

@@ -1,5 +1,7 @@
 """Stage 1: track every clip of a shard into a Zarr shard (one job per shard); score tracks on synthetic GT."""
 
+from mosic.config import track_substep
+
 # The ground_truth tracker reads the synthetic scenes through the generator's code; other trackers do not
 # depend on it (an edit there must not rerun LK on a real dataset). make_tracker imports tracking/ground_truth.py,
 # and through it mosic.data.synthetic, for that tracker alone, so the others' code inputs skip it.
@@ -26,6 +28,7 @@ rule track_shard:
     params:
         track_cfg=section("track"),
         num_frames=CFG.clips.num_frames,
+        substep=track_substep(CFG),
         scenes=SCENES_DIR,
     script:
         "../scripts/track_shard.py"

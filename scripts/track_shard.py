@@ -20,4 +20,5 @@ with job_logging(snakemake.log[0]):
             out_path=snakemake.output[0],
             provenance=provenance(track, stage="track_shard", shard=int(snakemake.wildcards.shard)),
             scenes_dir=snakemake.params.scenes,
+            substep=snakemake.params.substep,
         )

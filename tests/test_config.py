@@ -6,7 +6,16 @@ import re
 import pytest
 import yaml
 
-from mosic.config import ClipsConfig, Config, ConfigError, config_hash, parse_config, section_from_dict, to_dict
+from mosic.config import (
+    ClipsConfig,
+    Config,
+    ConfigError,
+    config_hash,
+    parse_config,
+    section_from_dict,
+    to_dict,
+    track_substep,
+)
 
 
 def test_shipped_config_parses(default_config_dict):
@@ -281,3 +290,47 @@ def test_config_module_imports_no_torch():
     code = "import sys, mosic.config; print(any(m in sys.modules for m in ('torch', 'timm', 'numpy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (4, "'track.substep' is 4; accepted values: 'auto', 'direct' or an integer that divides clips.step (6): "
+            "1, 2, 3, 6"),
+        (0, "'track.substep' is 0; accepted values: one of 'auto', 'direct' or an integer >= 1 and <= 1000"),
+        ("every", "'track.substep' is 'every'; accepted values: one of 'auto', 'direct' or an integer"),
+        (2.0, "'track.substep' is 2.0; accepted values: one of 'auto', 'direct' or an integer"),
+        (False, "'track.substep' is False; accepted values: one of 'auto', 'direct' or an integer >= 1 and <= 1000 "
+                "(YAML reads unquoted off, no, on, yes as false or true)"),
+    ],
+)  # fmt: skip
+def test_track_substep_values_name_the_key(default_config_dict, value, expected):
+    default_config_dict["clips"]["step"] = 6
+    default_config_dict["track"]["substep"] = value
+    with pytest.raises(ConfigError) as err:
+        parse_config(default_config_dict)
+    assert expected in str(err.value)
+    del default_config_dict["track"]["substep"]
+    with pytest.raises(ConfigError, match="missing config key 'track.substep'.*one of 'auto', 'direct' or an integer"):
+        parse_config(default_config_dict)
+
+
+@pytest.mark.parametrize(
+    ("tracker", "mode", "step", "substep", "resolved"),
+    [
+        ("lk", "regular", 6, "auto", 1),
+        ("lk", "regular", 1, "auto", None),  # the demo: nothing between the sampled frames
+        ("lk", "regular", 6, 3, 3),
+        ("lk", "regular", 6, 6, None),  # = clips.step: direct
+        ("lk", "regular", 6, "direct", None),
+        ("cotracker3", "regular", 6, "auto", None),
+        ("cotracker3", "regular", 6, 1, 1),
+        ("ground_truth", "regular", 6, 1, None),  # exact at any step
+        ("lk", "uniform", 6, "auto", None),
+        ("lk", "dense", 4, 3, None),  # other modes ignore it (3 does not divide the unused step either)
+    ],
+)
+def test_track_substep_resolution(default_config_dict, tracker, mode, step, substep, resolved):
+    default_config_dict["clips"].update(mode=mode, step=step)
+    default_config_dict["track"].update(tracker=tracker, substep=substep)
+    assert track_substep(parse_config(default_config_dict)) == resolved

@@ -4,7 +4,10 @@ The job reads `index.parquet` and `clips.parquet` (written by the index rule), d
 shard at the cache resolution ``track.height x track.width`` (aspect ratio not kept, as in the original
 code), tracks a ``grid x grid`` query grid laid on the clip's first frame (a tracker that reads the clip's
 source, such as the synthetic data's ``ground_truth``, also gets the video id and frame indices), and appends
-the clip to a :class:`mosic.store.ShardWriter`. The writer fills a temporary store and renames it onto the
+the clip to a :class:`mosic.store.ShardWriter`. With a substep (``track.substep``, resolved by
+:func:`mosic.config.track_substep`) the frames between the sampled ones are decoded with them, in the same
+pass, and the tracker follows the points through them (:mod:`mosic.tracking.substep`); only the sampled frames
+and their tracks are stored. The writer fills a temporary store and renames it onto the
 final path only when the shard is complete, so a killed job never leaves a partial shard under the final name.
 
 Bad clips — a frame that cannot be decoded, a constant frame (one solid colour: black, grey, red, ...; every
@@ -30,6 +33,7 @@ from mosic.config import TrackConfig
 from mosic.data.readers import VideoInfo, VideoReadError, open_video
 from mosic.store import ClipRecord, ShardWriter
 from mosic.tracking.base import SourceTracker, Tracker, grid_queries, make_tracker
+from mosic.tracking.substep import substep_frames, track_substep
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +126,7 @@ def track_shard(
     provenance: dict[str, Any],
     tracker: Tracker | None = None,
     scenes_dir: str | Path | None = None,
+    substep: int | None = None,
 ) -> dict[str, int]:
     """Track every clip of one shard and write the shard store.
 
@@ -135,6 +140,9 @@ def track_shard(
         provenance: the record stored in the shard's attributes (config, version, git sha).
         tracker: a tracker to use instead of the configured one (tests inject fakes here).
         scenes_dir: the synthetic dataset's ``Scenes/`` folder, for ``track.tracker = ground_truth``.
+        substep: track through every ``substep``-th source frame between the sampled frames of each clip
+            (:func:`mosic.config.track_substep` resolves ``track.substep``); None tracks the sampled frames
+            directly. Not used by trackers that read the clip's source (ground truth is exact at any step).
 
     Returns:
         ``{"clips": written, "skipped": skipped}``.
@@ -154,10 +162,12 @@ def track_shard(
         )
     tracker = tracker or tracker_from_config(track, scenes_dir=scenes_dir)
     queries = grid_queries(track.height, track.width, track.grid)  # float32 [N, 2] (x, y)
-    attrs = {**provenance, "tracker": {"name": tracker.name, "settings": tracker.settings}}
+    if isinstance(tracker, SourceTracker):
+        substep = None
+    attrs = {**provenance, "tracker": {"name": tracker.name, "settings": tracker.settings, "substep": substep}}
     size = (track.height, track.width)
     logger.info(
-        "shard %d: %d clips of %d frames from %d videos -> %s (tracker %s, %dx%d, %d points)",
+        "shard %d: %d clips of %d frames from %d videos -> %s (tracker %s, %dx%d, %d points, substep %s)",
         shard,
         len(clips),
         num_frames,
@@ -167,6 +177,7 @@ def track_shard(
         track.width,
         track.height,
         len(queries),
+        substep or "none",
     )
     written = skipped = 0
     start = time.perf_counter()
@@ -189,8 +200,10 @@ def track_shard(
                 with reader:
                     for clip_id, row in group.iterrows():
                         frame_indices = np.asarray(row["frames"], dtype=np.int32)
+                        dense_indices, keep = substep_frames(frame_indices, substep)  # [T'], [T]
                         try:
-                            frames = reader.read(frame_indices, size=size)  # uint8 [T, H, W, 3]
+                            dense = reader.read(dense_indices, size=size)  # uint8 [T', H, W, 3], one pass
+                            frames = dense[keep]  # [T, H, W, 3] the sampled frames, the ones stored
                             reason = check_frames(frames, frame_indices, reader.frame_sizes(frame_indices))
                         except VideoReadError as exc:
                             reason = str(exc)
@@ -202,7 +215,7 @@ def track_shard(
                                 frames, queries, video_id=video_id, frame_indices=frame_indices
                             )
                         else:
-                            result = tracker.track(frames, queries)
+                            result = track_substep(tracker, dense, queries, keep)
                         writer.add(
                             ClipRecord(
                                 video_id=video_id,

@@ -123,6 +123,25 @@ def test_contract_inputs_and_outputs(fake_cotracker, checkpoint):
     assert len(model.calls) == 2  # one call per clip, never batched
 
 
+def test_substep_tracks_the_dense_clip_in_one_call_and_keeps_the_sampled_frames(fake_cotracker, checkpoint):
+    from mosic.tracking.substep import substep_frames, track_substep
+
+    H, W = 21, 33
+    frames, keep = substep_frames(np.array([0, 3, 6]), 1)  # 3 sampled frames at step 3, tracked through 7
+    tracker = CoTracker3Tracker(checkpoint=checkpoint, device="cpu")
+    queries = np.array([[0.0, 0.0], [16.0, 10.0]], np.float32)
+    result = track_substep(tracker, coloured_clip(len(frames), H, W), queries, keep)
+
+    (call,) = fake_cotracker.instances[0].model.calls
+    assert call["video"].shape[1] == 7  # the whole dense clip in one forward pass
+    # The fake moves STEP model px per frame it sees, so sampled frame i is 3 i dense frames on.
+    to_model = np.array([(MODEL_HW[1] - 1) / (W - 1), (MODEL_HW[0] - 1) / (H - 1)])
+    expected = queries[None] + (np.array([0, 3, 6])[:, None, None] * STEP.numpy() / to_model).astype(np.float32)
+    assert result.tracks.shape == (3, 2, 2) and result.confidence.shape == (3, 2)
+    np.testing.assert_allclose(result.tracks, expected, atol=1e-4)
+    np.testing.assert_array_equal(result.visibility, [[True, True], [True, False], [True, False]])
+
+
 def test_vis_conf_rule_and_settings(fake_cotracker, checkpoint):
     tracker = make_tracker(
         "cotracker3",
