@@ -16,9 +16,12 @@ frame". It is not an occlusion predictor. Its limits, by design:
   occlusion test of ``tests/tracking/test_lk.py``). A large appearance change near a point (an occluder
   appearing, a black border sliding in) can also pull it off at the coarse pyramid levels, whose window
   spans ``win_size * 2**levels`` pixels of the full image.
-- Drift accumulates along the chain (tolerable for the 12-frame clips of the cache, not for long videos);
-  textureless regions, large motions (beyond roughly ``win_size / 2 * 2**levels`` px per frame), rotation, scale
-  and appearance change lose points.
+- Drift accumulates along the chain (tolerable for the 12-frame clips of the cache, not for long videos).
+  With ``track.substep`` (:mod:`mosic.tracking.substep`) the chain runs through the frames between the sampled
+  ones (66 steps for 12 frames at step 6): far fewer points are lost to large motions, but drift that passes
+  every per-step check can add up (median round-trip error 0.63 px over the real test clips, 1.7-3.1 px on
+  paragliding; ``benchmarks/results/substep.md``). Textureless regions, large motions (beyond roughly
+  ``win_size / 2 * 2**levels`` px per frame), rotation, scale and appearance change lose points.
 - Textureless or constant frames: LK reports failure (OpenCV's status 0) when the smallest eigenvalue of
   the window's structure tensor is below ``min_eig_threshold``, so points on an all-black or constant clip
   are all not visible from frame 1 on and hold their query positions; nothing crashes.
