@@ -15,7 +15,10 @@ resized frame maps ``x_in`` to ``(S - 1) - x_in``. A point is *inside* the resiz
 index ``0 .. S - 1`` (half-open, so a point on the far edge never rounds to ``S``).
 
 Every random draw takes a :class:`numpy.random.Generator` argument: the dataset seeds one per clip and epoch, so
-an augmentation does not depend on the process or worker that computes it.
+an augmentation does not depend on the process or worker that computes it. The draws are made where the clip is
+read (a loader worker); the pixel operations run later, on a whole batch on the training device
+(:func:`crop_resize_frames` per clip, :func:`apply_photometric_batch`), and on the CPU they give exactly the
+pixels of the one-clip functions.
 
 The normalisation constants live here too (training, evaluation and the presets share them).
 """
@@ -23,6 +26,7 @@ The normalisation constants live here too (training, evaluation and the presets 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +34,9 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+
+# adjust_hue's own colour-space conversions: a batched hue shift with one factor per clip, exactly as adjust_hue.
+from torchvision.transforms.v2.functional._color import _hsv_to_rgb, _rgb_to_hsv
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -43,6 +50,7 @@ __all__ = [
     "inside_frame",
     "sample_photometric",
     "apply_photometric",
+    "apply_photometric_batch",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -104,8 +112,10 @@ def random_resized_crop_box(
 def crop_resize_frames(frames: Tensor, box: CropBox, size: int, flip: bool) -> Tensor:
     """Crop every frame with `box`, resize it to ``size x size`` and optionally flip it horizontally.
 
-    One bilinear, antialiased ``F.interpolate`` call for all T frames on the uint8 pixels (channels-last, about
-    8x faster than on float32 on CPU; the result is rounded to uint8 as torchvision's uint8 resize does).
+    One bilinear, antialiased ``F.interpolate`` call for all T frames. On the CPU it runs on the uint8 pixels
+    (channels-last, about 8x faster than on float32; the result is rounded to uint8 as torchvision's uint8 resize
+    does). CUDA has no uint8 antialiased kernel: there the pixels are resized as float32 and rounded to integers
+    (float32 holding 0-255), which can differ from the CPU's fixed-point uint8 result by one level.
 
     Args:
         frames: uint8 [T, H, W, 3], the clip's frames at the cache resolution.
@@ -114,11 +124,15 @@ def crop_resize_frames(frames: Tensor, box: CropBox, size: int, flip: bool) -> T
         flip: mirror the output horizontally.
 
     Returns:
-        uint8 [T, 3, S, S] (memory in channels-last order).
+        [T, 3, S, S] (memory in channels-last order): uint8 on the CPU, integer-valued float32 elsewhere.
     """
     crop = frames[:, box.y0 : box.y0 + box.h, box.x0 : box.x0 + box.w].permute(0, 3, 1, 2)  # [T, 3, h, w]
+    if frames.device.type != "cpu":
+        crop = crop.float()
     if (box.h, box.w) != (size, size):
         crop = F.interpolate(crop, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        if crop.is_floating_point():
+            crop = crop.round_().clamp_(0, 255)
     return crop.flip(-1) if flip else crop
 
 
@@ -231,4 +245,92 @@ def apply_photometric(images: Tensor, aug: Photometric) -> Tensor:
     if aug.blur_sigma is not None:
         k = 2 * math.ceil(3 * aug.blur_sigma) + 1  # covers +-3 sigma
         images = TF.gaussian_blur(images, kernel_size=[k, k], sigma=[aug.blur_sigma, aug.blur_sigma])
+    return images
+
+
+def _per_image(values: list[float], like: Tensor) -> Tensor:
+    """float32 [n, 1, 1, 1, 1] on `like`'s device from Python floats, each rounded once as torch rounds a scalar."""
+    return torch.tensor(values, dtype=torch.float64).to(device=like.device, dtype=torch.float32).view(-1, 1, 1, 1, 1)
+
+
+def _blend(images: Tensor, other: Tensor, ratios: list[float]) -> Tensor:
+    """torchvision's ``_blend`` with one ratio per clip: ``clamp(x * r + other * (1 - r), 0, 1)``.
+
+    ``add_(other, alpha=1 - r)`` runs as one fused multiply-add in torch's vectorised CPU kernel; ``addcmul`` with
+    a tensor factor does the same, so the result is bit for bit torchvision's (``(1 - r)`` is taken in float64,
+    as Python takes it, before the rounding to float32).
+    """
+    r = _per_image(ratios, images)
+    alpha = _per_image([1.0 - x for x in ratios], images)
+    return torch.addcmul(images.mul(r), other, alpha).clamp_(0, 1)
+
+
+def _image_means(gray: Tensor) -> Tensor:
+    """[..., 1, 1, 1]: the mean of each image of `gray` [..., 1, S, S], summed serially whatever the thread count.
+
+    Torch sums a reduction to a single value in chunks over its threads (a different rounding) but reduces many
+    values one by one, each over a thread; a lone image is therefore reduced beside a zero-stride copy of itself.
+    Every image then gets the one-thread mean that :func:`apply_photometric` gets in a loader worker, whatever
+    the other clips of its batch.
+    """
+    if gray.shape[:-3].numel() == 1:
+        return gray.expand(2, *gray.shape).mean(dim=(-3, -2, -1), keepdim=True)[0]
+    return gray.mean(dim=(-3, -2, -1), keepdim=True)
+
+
+def _jitter(images: Tensor, op: str, factors: list[float]) -> Tensor:
+    """torchvision's ``adjust_<op>`` on float images [n, F, 3, S, S], one factor per clip (same operations)."""
+    if op == "brightness":
+        return images.mul(_per_image(factors, images)).clamp_(0, 1)
+    if op == "contrast":
+        return _blend(images, _image_means(TF.rgb_to_grayscale(images)), factors)
+    if op == "saturation":
+        return _blend(images, TF.rgb_to_grayscale(images), factors)
+    hsv = _rgb_to_hsv(images)
+    h, s, v = hsv.unbind(dim=-3)
+    h.add_(_per_image(factors, images)[..., 0]).remainder_(1.0)
+    return _hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+
+
+def apply_photometric_batch(images: Tensor, augs: Sequence[Photometric]) -> Tensor:
+    """:func:`apply_photometric` on a batch of clips, each with its own parameters, in place.
+
+    The clips that share an operation at a step (e.g. contrast as the second jitter op) go through it together,
+    so a batch costs a few dozen tensor operations on the device rather than some per clip; only the Gaussian
+    blur, whose kernel size follows each clip's sigma, runs clip by clip. On the CPU every clip's pixels are
+    exactly those of :func:`apply_photometric` on that clip alone in a one-thread process (the operations are
+    torchvision's with per-clip factors; see :func:`_blend` and :func:`_image_means`).
+
+    Args:
+        images: float32 [B, F, 3, S, S] in [0, 1], F frames of each of B clips; overwritten.
+        augs: B draws of :func:`sample_photometric`, one per clip.
+
+    Returns:
+        `images`, augmented: float32 [B, F, 3, S, S] in [0, 1].
+    """
+    if len(augs) != images.shape[0]:
+        raise ValueError(f"{len(augs)} photometric draws for a batch of {images.shape[0]} clips")
+
+    def update(clips: list[int], fn) -> None:
+        index = torch.tensor(clips, device=images.device)
+        images.index_copy_(0, index, fn(images.index_select(0, index)))
+
+    for position in range(len(_JITTER_OPS)):
+        for op in _JITTER_OPS:
+            clips = [b for b, a in enumerate(augs) if len(a.jitter) > position and a.jitter[position][0] == op]
+            if clips:
+                factors = [augs[b].jitter[position][1] for b in clips]
+                update(clips, lambda x, op=op, factors=factors: _jitter(x, op, factors))
+    gray = [b for b, a in enumerate(augs) if a.grayscale]
+    if gray:
+        update(gray, lambda x: TF.rgb_to_grayscale(x, num_output_channels=3))
+    for b, aug in enumerate(augs):
+        if aug.blur_sigma is not None:
+            k = 2 * math.ceil(3 * aug.blur_sigma) + 1
+            blur = [k, k], [aug.blur_sigma, aug.blur_sigma]
+            if images.device.type == "cpu":  # frame by frame: as fast as in apply_photometric, the same pixels
+                for frame in images[b]:
+                    frame.copy_(TF.gaussian_blur(frame, kernel_size=blur[0], sigma=blur[1]))
+            else:
+                images[b] = TF.gaussian_blur(images[b], kernel_size=blur[0], sigma=blur[1])
     return images

@@ -14,6 +14,15 @@
 6. normalisation ``(x / 255 - mean) / std`` of the teacher's view of all frames and of the student's view of
    frame 0 (of every frame for the symmetric loss), with the photometric augmentation on the student's view only.
 
+Where each step runs: the item (a loader worker, or the training process with ``workers = 0``) reads the clip,
+draws the crop, the flip and the photometric parameters, and does steps 3-5 (a few thousand points); it hands
+over the frames as they are stored, uint8 at the cache resolution, with the draws (:class:`RawBatch` once
+collated). That is 3.3x fewer bytes through shared memory and the pinned copy than the float32 views at 224 px
+from a 256 px cache, 13x fewer from a 128 px cache. The pixel work of steps 1, 2 and 6 runs on a whole batch on
+the training device, after the batch is moved there: :class:`DeviceTransform`, which :attr:`TrainClips.transform`
+holds (the crop and resize clip by clip, the rest batched). On the CPU its output is bit for bit what the same
+operations give one clip at a time in a loader worker (tests/train/test_train_data.py).
+
 Coordinates (the data contract, ``DESIGN.md``): ``tracks[..., t, n] = (x, y)`` in pixels of the
 ``input_size x input_size`` input, pixel centres at integer coordinates, origin top-left, so the image covers
 ``[-0.5, S - 0.5]``. Visible points always satisfy ``-0.5 <= x, y < S - 0.5`` (their nearest pixel is a valid
@@ -36,10 +45,12 @@ Points (decisions):
 Determinism: every random draw of item ``i`` in epoch ``e`` comes from ``np.random.default_rng([seed, e, i, k])``
 with one stream ``k`` per concern (0: crop and flip, 1: points and shuffle, 2: photometric), so an item depends
 on ``(seed, epoch, index)`` only, not on the worker, the worker count or the rank that computes it, and turning
-an option on or off (flip, photometric, a track control) leaves the other draws unchanged. The epoch travels
-with the index: the sampler of :func:`make_loader` yields ``(epoch, index)`` pairs, which persistent workers
-need (their copy of the dataset does not see :meth:`TrainClips.set_epoch` calls made in the main process);
-a plain integer index uses the epoch last given to :meth:`TrainClips.set_epoch`.
+an option on or off (flip, photometric, a track control) leaves the other draws unchanged. Every draw is made
+in the item; :class:`DeviceTransform` draws nothing and treats each clip alone, so a clip's views do not depend
+on the other clips of its batch either. The epoch travels with the index: the sampler of :func:`make_loader`
+yields ``(epoch, index)`` pairs, which persistent workers need (their copy of the dataset does not see
+:meth:`TrainClips.set_epoch` calls made in the main process); a plain integer index uses the epoch last given to
+:meth:`TrainClips.set_epoch`.
 """
 
 from __future__ import annotations
@@ -56,7 +67,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_co
 
 from mosic.data.augment import (
     CropBox,
-    apply_photometric,
+    Photometric,
+    apply_photometric_batch,
     crop_resize_frames,
     inside_frame,
     map_points,
@@ -67,6 +79,8 @@ from mosic.store import TrackStore
 
 __all__ = [
     "ClipBatch",
+    "DeviceTransform",
+    "RawBatch",
     "TrainClips",
     "collate",
     "make_loader",
@@ -78,7 +92,9 @@ _STREAM_GEOMETRY, _STREAM_POINTS, _STREAM_PHOTOMETRIC = 0, 1, 2
 
 @dataclass(frozen=True, kw_only=True)
 class ClipBatch:
-    """A collated batch of B clips of T frames with N points, ready for :func:`mosic.train.loop.mosic_step`.
+    """The views of B clips of T frames with N points, ready for :func:`mosic.train.step.mosic_step`.
+
+    Made on the training device by :class:`DeviceTransform` from a :class:`RawBatch`.
 
     Coordinates: ``tracks[b, t, n] = (x, y)`` in pixels of the ``S_in x S_in`` input, pixel centres at integer
     coordinates, origin top-left; features are indexed ``[row = y, col = x]``.
@@ -86,7 +102,7 @@ class ClipBatch:
     Attributes:
         video: float32 [B, T, 3, S_in, S_in], the teacher's view of every frame, normalised.
         student: float32 [B, 3, S_in, S_in], the student's view of frame 0, normalised (photometrically
-            augmented when the augmentation is on, else equal to ``video[:, 0]``).
+            augmented when the augmentation is on, else ``video[:, 0]``).
         student_all: float32 [B, T, 3, S_in, S_in], the student's view of every frame (symmetric loss), or None.
         tracks: float32 [B, T, N, 2], (x, y) of the sampled points.
         visibility: bool [B, T, N]; True at frame 0 for every sampled (not padded) point.
@@ -100,32 +116,125 @@ class ClipBatch:
     visibility: Tensor
     clip_ids: Tensor
 
-    def _apply(self, fn, keep_ids: bool = False) -> ClipBatch:
-        video = fn(self.video)
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
+        """The batch on `device`; ``clip_ids`` stay on the CPU (the step draws masks from them on the host, and
+        reading them back from a GPU would make the host wait)."""
+
+        def move(x: Tensor) -> Tensor:
+            return x.to(device, non_blocking=non_blocking)
+
+        video = move(self.video)
         if self.student_all is None:
             student_all = None
         elif self.student_all is self.video:  # no photometric augmentation: one tensor serves both views
             student_all = video
         else:
-            student_all = fn(self.student_all)
-        return replace(
-            self,
-            video=video,
-            student=fn(self.student),
-            student_all=student_all,
-            tracks=fn(self.tracks),
-            visibility=fn(self.visibility),
-            clip_ids=self.clip_ids if keep_ids else fn(self.clip_ids),
-        )
+            student_all = move(self.student_all)
+        return replace(self, video=video, student=move(self.student), student_all=student_all,
+                       tracks=move(self.tracks), visibility=move(self.visibility))  # fmt: skip
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
-        """The batch on `device`; ``clip_ids`` stay on the CPU (the step draws masks from them on the host, and
-        reading them back from a GPU would make the host wait)."""
-        return self._apply(lambda x: x.to(device, non_blocking=non_blocking), keep_ids=True)
 
-    def pin_memory(self) -> ClipBatch:
+@dataclass(frozen=True, kw_only=True)
+class RawBatch:
+    """A batch as the loader yields it: the clips' stored frames and tracks, and every random draw of their views.
+
+    Attributes:
+        frames: uint8 [B, T, H, W, 3], the frames at the cache resolution, as stored.
+        boxes: B crops of the cache frames (one per clip, shared by its T frames).
+        flips: B horizontal flips.
+        photometric: B photometric draws for the student's view, or None when the augmentation is off.
+        tracks: float32 [B, T, N, 2], (x, y) of the sampled points in pixels of the ``S_in x S_in`` input (already
+            mapped through each clip's crop and flip; :class:`ClipBatch`'s convention).
+        visibility: bool [B, T, N]; True at frame 0 for every sampled (not padded) point.
+        clip_ids: int64 [B], the clips' global indices in the store.
+
+    The draws are host-side Python values: :meth:`to` moves the tensors (``clip_ids`` excepted) and
+    :class:`DeviceTransform` reads the draws without waiting for the device.
+    """
+
+    frames: Tensor
+    boxes: tuple[CropBox, ...]
+    flips: tuple[bool, ...]
+    photometric: tuple[Photometric, ...] | None
+    tracks: Tensor
+    visibility: Tensor
+    clip_ids: Tensor
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> RawBatch:
+        """The batch's frames, tracks and visibility on `device`; ``clip_ids`` stay on the CPU (see
+        :meth:`ClipBatch.to`)."""
+        return replace(self, frames=self.frames.to(device, non_blocking=non_blocking),
+                       tracks=self.tracks.to(device, non_blocking=non_blocking),
+                       visibility=self.visibility.to(device, non_blocking=non_blocking))  # fmt: skip
+
+    def pin_memory(self) -> RawBatch:
         """The batch in pinned host memory (called by ``DataLoader(pin_memory=True)``)."""
-        return self._apply(lambda x: x.pin_memory())
+        return replace(self, frames=self.frames.pin_memory(), tracks=self.tracks.pin_memory(),
+                       visibility=self.visibility.pin_memory(), clip_ids=self.clip_ids.pin_memory())  # fmt: skip
+
+
+class DeviceTransform:
+    """Steps 1, 2 and 6 of the module docstring on a :class:`RawBatch`, on the device that holds its frames.
+
+    Each clip is cropped and resized alone (:func:`mosic.data.augment.crop_resize_frames`: crops differ in size)
+    and flipped; normalisation of the whole batch and the batched photometric augmentation
+    (:func:`mosic.data.augment.apply_photometric_batch`) follow. Nothing is drawn here.
+
+    Normalisation: ``(x / 255 - mean) / std`` as one multiply-add on 0-255 pixels,
+    ``x * (1 / (255 std)) - mean / std``.
+
+    Args:
+        input_size: S_in, the side of the square views in pixels.
+        mean: normalisation mean per RGB channel (of pixels scaled to [0, 1]).
+        std: normalisation std per RGB channel.
+        student_all_frames: also make the student's view of every frame (``student_all``).
+    """
+
+    def __init__(
+        self,
+        *,
+        input_size: int,
+        mean: tuple[float, float, float],
+        std: tuple[float, float, float],
+        student_all_frames: bool,
+    ) -> None:
+        self.input_size = input_size
+        self.student_all_frames = student_all_frames
+        self._scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(3, 1, 1)
+        self._shift = torch.tensor([-m / s for m, s in zip(mean, std, strict=True)]).view(3, 1, 1)
+        self._on_device: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def _normalise_(self, pixels: Tensor) -> Tensor:
+        """float32 0-255 pixels [..., 3, S, S] normalised in place."""
+        if pixels.device not in self._on_device:
+            self._on_device[pixels.device] = (self._scale.to(pixels.device), self._shift.to(pixels.device))
+        scale, shift = self._on_device[pixels.device]
+        return pixels.mul_(scale).add_(shift)
+
+    def __call__(self, batch: RawBatch) -> ClipBatch:
+        """The normalised views (shapes in :class:`ClipBatch`), on the device of ``batch.frames``."""
+        b, t = batch.frames.shape[:2]
+        s = self.input_size
+        # float32 0-255: copy_ converts each clip's uint8 channels-last pixels in one pass (a mixed-dtype multiply
+        # straight from uint8 takes twice as long on the CPU).
+        pixels = torch.empty((b, t, 3, s, s), dtype=torch.float32, device=batch.frames.device)
+        for k, (box, flip) in enumerate(zip(batch.boxes, batch.flips, strict=True)):
+            pixels[k].copy_(crop_resize_frames(batch.frames[k], box, s, flip))
+        student_all = None
+        if batch.photometric is not None:
+            viewed = pixels[:, : t if self.student_all_frames else 1].div(255.0)
+            student = self._normalise_(apply_photometric_batch(viewed, batch.photometric).mul_(255.0))
+            video = self._normalise_(pixels)
+            if self.student_all_frames:
+                student_all = student
+            student = student[:, 0]
+        else:
+            video = self._normalise_(pixels)
+            student = video[:, 0]
+            if self.student_all_frames:
+                student_all = video
+        return ClipBatch(video=video, student=student, student_all=student_all, tracks=batch.tracks,
+                         visibility=batch.visibility, clip_ids=batch.clip_ids)  # fmt: skip
 
 
 class TrainClips(Dataset):
@@ -142,12 +251,13 @@ class TrainClips(Dataset):
         track_source: ``cached``, or the controls ``static`` and ``shuffled``.
         photometric: colour jitter (brightness, contrast, saturation 0.4, hue 0.1; p 0.8), grayscale (p 0.2) and
             Gaussian blur (p 0.5) on the student's view.
-        student_all_frames: also return the student's view of every frame (``student_all``).
+        student_all_frames: also make the student's view of every frame (``student_all``).
         seed: the base of every random draw.
 
-    Items are dicts of tensors: ``video`` float32 [T, 3, S, S], ``student`` float32 [3, S, S], ``student_all``
-    float32 [T, 3, S, S] (only with `student_all_frames`), ``tracks`` float32 [T, N, 2], ``visibility`` bool
-    [T, N], ``clip_id`` int64 [].
+    Items are dicts: ``frames`` uint8 [T, H, W, 3] (the stored frames), ``box`` (:class:`CropBox`), ``flip``
+    (bool), ``photometric`` (:class:`~mosic.data.augment.Photometric`, only with `photometric`), ``tracks``
+    float32 [T, N, 2], ``visibility`` bool [T, N], ``clip_id`` int64 []. :func:`collate` makes a
+    :class:`RawBatch` of them and :attr:`transform` (a :class:`DeviceTransform`) its views.
     """
 
     def __init__(
@@ -180,16 +290,13 @@ class TrainClips(Dataset):
         self.num_points = num_points
         self.crop_scale = crop_scale
         self.flip = flip
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
         self.track_source = track_source
         self.photometric = photometric
-        self.student_all_frames = student_all_frames
         self.seed = seed
         self.epoch = 0
-        # Normalisation as one multiply-add on 0-255 pixels: (x / 255 - m) / s = x * (1 / (255 s)) - m / s.
-        self._scale = torch.tensor([1.0 / (255.0 * s) for s in self.std]).view(3, 1, 1)
-        self._shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std, strict=True)]).view(3, 1, 1)
+        self.transform = DeviceTransform(
+            input_size=input_size, mean=mean, std=std, student_all_frames=student_all_frames
+        )
 
     def __len__(self) -> int:
         return len(self.store)
@@ -201,13 +308,7 @@ class TrainClips(Dataset):
     def _rng(self, epoch: int, i: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, i, stream])
 
-    def _normalise(self, pixels: Tensor) -> Tensor:
-        """float32 [..., 3, S, S] in contiguous layout from uint8 or 0-255 float pixels."""
-        # copy_ converts dtype and channels-last layout in one pass (3.6x faster than .to(memory_format=...)).
-        x = torch.empty(pixels.shape, dtype=torch.float32).copy_(pixels)
-        return x.mul_(self._scale).add_(self._shift)
-
-    def __getitem__(self, index: int | tuple[int, int]) -> dict[str, Tensor]:
+    def __getitem__(self, index: int | tuple[int, int]) -> dict:
         epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
         n_clips = len(self.store)
         if not -n_clips <= i < n_clips:
@@ -221,26 +322,14 @@ class TrainClips(Dataset):
         rng = self._rng(epoch, i, _STREAM_GEOMETRY)
         box = random_resized_crop_box(rng, height, width, (self.crop_scale, 1.0))
         flip = bool(rng.random() < 0.5) and self.flip
-        pixels = crop_resize_frames(torch.from_numpy(clip.frames), box, s, flip)  # uint8 [T, 3, S, S]
 
         # 3-5. Tracks into the input, point sampling, track source.
         tracks, visibility = self._points(clip.tracks, clip.visibility, box, flip, self._rng(epoch, i, _STREAM_POINTS))
 
-        # 6. Views.
-        video = self._normalise(pixels)
-        item = {"video": video}
+        # 6. The student's photometric draw; the pixels are made on the device (DeviceTransform).
+        item = {"frames": torch.from_numpy(clip.frames), "box": box, "flip": flip}
         if self.photometric:
-            aug = sample_photometric(self._rng(epoch, i, _STREAM_PHOTOMETRIC), s)
-            frames = pixels if self.student_all_frames else pixels[:1]
-            viewed = apply_photometric(frames.to(torch.float32).div_(255.0), aug) * 255.0  # may be an expanded view
-            student = self._normalise(viewed)
-            item["student"] = student[0]
-            if self.student_all_frames:
-                item["student_all"] = student
-        else:
-            item["student"] = video[0]
-            if self.student_all_frames:
-                item["student_all"] = video
+            item["photometric"] = sample_photometric(self._rng(epoch, i, _STREAM_PHOTOMETRIC), s)
         item["tracks"] = torch.from_numpy(tracks)
         item["visibility"] = torch.from_numpy(visibility)
         item["clip_id"] = torch.tensor(i, dtype=torch.int64)
@@ -284,30 +373,22 @@ class TrainClips(Dataset):
         return np.ascontiguousarray(tracks, dtype=np.float32), np.ascontiguousarray(visibility)
 
 
-def collate(items: list[dict[str, Tensor]]) -> ClipBatch:
-    """Stack items of :class:`TrainClips` into a :class:`ClipBatch` (shapes in its docstring).
+def collate(items: list[dict]) -> RawBatch:
+    """Stack items of :class:`TrainClips` into a :class:`RawBatch` (shapes in its docstring).
 
-    When the student views every frame without photometric augmentation (the items' ``student_all`` is their
-    ``video``), the batch's ``student_all`` is the same tensor as ``video`` rather than a copy. In a loader worker
-    the tensors are stacked straight into shared memory (``default_collate`` on a list of tensors), which saves
-    the copy the worker would otherwise make to send the batch.
+    In a loader worker the tensors are stacked straight into shared memory (``default_collate`` on a list of
+    tensors), which saves the copy the worker would otherwise make to send the batch.
     """
     if not items:
         raise ValueError("cannot collate an empty list of items")
-    has_all = ["student_all" in it for it in items]
-    if any(has_all) and not all(has_all):
-        raise ValueError("some items have student_all and others do not")
-    video = default_collate([it["video"] for it in items])
-    if not has_all[0]:
-        student_all = None
-    elif all(it["student_all"] is it["video"] for it in items):
-        student_all = video
-    else:
-        student_all = default_collate([it["student_all"] for it in items])
-    return ClipBatch(
-        video=video,
-        student=default_collate([it["student"] for it in items]),
-        student_all=student_all,
+    has_photometric = ["photometric" in it for it in items]
+    if any(has_photometric) and not all(has_photometric):
+        raise ValueError("some items have photometric draws and others do not")
+    return RawBatch(
+        frames=default_collate([it["frames"] for it in items]),
+        boxes=tuple(it["box"] for it in items),
+        flips=tuple(it["flip"] for it in items),
+        photometric=tuple(it["photometric"] for it in items) if has_photometric[0] else None,
         tracks=default_collate([it["tracks"] for it in items]),
         visibility=default_collate([it["visibility"] for it in items]),
         clip_ids=default_collate([it["clip_id"] for it in items]),
@@ -384,7 +465,8 @@ def make_loader(
             so workers are then not persistent.
 
     Returns:
-        ``(loader, sampler)``; the loader yields :class:`ClipBatch` (pinned when CUDA is available).
+        ``(loader, sampler)``; the loader yields :class:`RawBatch` (pinned when CUDA is available): move it to
+        the training device and make its views with ``dataset.transform``.
     """
     if batch_size_per_rank < 1:
         raise ValueError(f"batch_size_per_rank must be >= 1, got {batch_size_per_rank}")

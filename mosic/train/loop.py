@@ -286,9 +286,9 @@ def train(
                 # schedules
                 for g in optimizer.param_groups:
                     g["lr"] = g["base_lr"] * schedules[g["part"]][step]
-                # forward, backward, AdamW, EMA: no wait for the device
-                stats = train_step(student, teacher, optimizer, batch.to(device, non_blocking=True), cfg, preset,
-                                   step_seed(cfg.seed, step))  # fmt: skip
+                # views on the device; forward, backward, AdamW, EMA: no wait for the device
+                views = dataset.transform(batch.to(device, non_blocking=True))
+                stats = train_step(student, teacher, optimizer, views, cfg, preset, step_seed(cfg.seed, step))
                 step += 1
                 # log (read back every flush_every steps)
                 lrs = {g["part"]: g["lr"] for g in optimizer.param_groups}

@@ -11,6 +11,7 @@ from mosic.data.augment import (
     CropBox,
     Photometric,
     apply_photometric,
+    apply_photometric_batch,
     crop_resize_frames,
     inside_frame,
     map_points,
@@ -107,3 +108,26 @@ def test_photometric_draws_and_application():
     torch.testing.assert_close(gray[:, 0], gray[:, 2])
     identity = apply_photometric(frame, Photometric(jitter=(), grayscale=False, blur_sigma=None))
     assert math.isclose(float(identity.sum()), float(frame.sum()))
+
+
+def test_batched_photometric_is_each_clip_alone_bit_for_bit():
+    """Each clip of a batch gets exactly its own apply_photometric, with its own op order and factors."""
+    ops = ("brightness", "contrast", "saturation", "hue")
+    augs = [
+        Photometric(jitter=tuple(zip(ops, (1.3, 0.7, 1.2, 0.08), strict=True)), grayscale=False, blur_sigma=None),
+        Photometric(
+            jitter=tuple(zip(ops[::-1], (-0.05, 0.65, 1.35, 0.9), strict=True)), grayscale=True, blur_sigma=0.8
+        ),  # fmt: skip
+        Photometric(jitter=(), grayscale=False, blur_sigma=1.7),
+        Photometric(
+            jitter=tuple(zip(ops[1:] + ops[:1], (1.1, 0.6, -0.1, 1.4), strict=True)), grayscale=False, blur_sigma=None
+        ),  # fmt: skip
+        Photometric(jitter=(), grayscale=False, blur_sigma=None),
+    ]
+    images = torch.rand(len(augs), 3, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    expected = torch.stack([apply_photometric(clip, aug) for clip, aug in zip(images, augs, strict=True)])
+    out = apply_photometric_batch(images.clone(), augs)
+    assert torch.equal(out, expected)
+    assert torch.equal(out[4], images[4])  # nothing drawn: unchanged
+    with pytest.raises(ValueError, match="photometric draws"):
+        apply_photometric_batch(images, augs[:2])

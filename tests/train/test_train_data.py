@@ -1,15 +1,25 @@
-"""Training clips and loader: crop mapping, point sampling, the track controls, determinism, workers and ranks."""
+"""Training clips and loader: crop mapping, point sampling, the track controls, determinism, workers and ranks;
+the batched views on the device against the one-clip helpers."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from mosic.data.augment import IMAGENET_MEAN, IMAGENET_STD, ORIGINAL_STD, inside_frame
+from mosic.data.augment import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ORIGINAL_STD,
+    apply_photometric,
+    crop_resize_frames,
+    inside_frame,
+)
 from mosic.store import ClipRecord, ShardWriter, TrackStore
 from mosic.train.data import (
     ClipBatch,
+    RawBatch,
     TrainClips,
     collate,
     make_loader,
@@ -88,6 +98,20 @@ def dataset(store: TrackStore, **kw) -> TrainClips:
     return TrainClips(store, **{**args, **kw})
 
 
+def views(ds: TrainClips, *indices) -> ClipBatch:
+    """The views of items `indices` of `ds`, made as the training loop makes them (on the CPU here)."""
+    return ds.transform(collate([ds[i] for i in indices]))
+
+
+def view(ds: TrainClips, index) -> dict[str, torch.Tensor]:
+    """Item `index` with its views: ``video``, ``student`` (and ``student_all``) of the clip alone."""
+    batch = views(ds, index)
+    out = {**ds[index], "video": batch.video[0], "student": batch.student[0]}
+    if batch.student_all is not None:
+        out["student_all"] = batch.student_all[0]
+    return out
+
+
 def real_slots(item: dict) -> int:
     """Number of sampled (not padded) points: they come first and are the ones visible at frame 0."""
     return int(item["visibility"][0].sum())
@@ -105,7 +129,7 @@ def test_normalisation_of_a_flat_colour(tmp_path, std):
     rgb = np.array([200, 100, 30], dtype=np.uint8)
     clip = walk_clip(np.random.default_rng(0), 0)
     clip.frames[:] = rgb
-    item = dataset(write_store(tmp_path / "flat.zarr", [clip]), std=std)[0]
+    item = view(dataset(write_store(tmp_path / "flat.zarr", [clip]), std=std), 0)
     expected = (torch.tensor(rgb / 255.0) - torch.tensor(IMAGENET_MEAN)) / torch.tensor(std)
     torch.testing.assert_close(item["video"], expected.float().view(1, 3, 1, 1).expand(T, 3, S, S))
 
@@ -128,7 +152,7 @@ def test_tracks_land_on_the_bright_dot(tmp_path, flip):
     unflipped = dataset(ds.store, input_size=48, num_points=1, crop_scale=0.3, flip=False)
     checked, flipped = 0, 0
     for epoch in range(12):
-        item = ds[(epoch, 0)]
+        item = view(ds, (epoch, 0))
         flipped += not torch.equal(item["tracks"], unflipped[(epoch, 0)]["tracks"])
         grey = (item["video"][:, 0] * IMAGENET_STD[0] + IMAGENET_MEAN[0]).numpy()
         for t in np.flatnonzero(item["visibility"][:, 0].numpy()):
@@ -145,7 +169,7 @@ def test_flip_mirrors_frames_and_tracks(store):
     flip, plain = dataset(store, flip=True), dataset(store, flip=False)
     seen = set()
     for i in range(len(store)):
-        a, b = flip[i], plain[i]
+        a, b = view(flip, i), view(plain, i)
         is_flipped = not torch.equal(a["video"], b["video"])
         seen.add(is_flipped)
         if is_flipped:
@@ -205,7 +229,7 @@ def test_no_qualifying_point_gives_an_empty_but_finite_item(store):
 def test_static_control(store):
     cached, static = dataset(store), dataset(store, track_source="static")
     for i in range(len(store) - 1):
-        a, b = cached[i], static[i]
+        a, b = view(cached, i), view(static, i)
         real = real_slots(a)
         assert torch.equal(a["tracks"][0], b["tracks"][0]) and torch.equal(a["video"], b["video"])
         assert torch.equal(b["tracks"], b["tracks"][:1].expand_as(b["tracks"]))
@@ -231,41 +255,117 @@ def test_shuffled_control(store):
 def test_deterministic_per_seed_epoch_and_index(store):
     ds, again = dataset(store, photometric=True), dataset(store, photometric=True)
     for i in (0, 5):
-        one, two = ds[(2, i)], again[(2, i)]
-        assert all(torch.equal(one[k], two[k]) for k in one)
+        one, two = view(ds, (2, i)), view(again, (2, i))
+        assert one.keys() == two.keys() and all(same(one[k], two[k]) for k in one)
         again.set_epoch(2)
-        assert all(torch.equal(one[k], v) for k, v in again[i].items())
-        other = ds[(3, i)]
+        assert all(same(one[k], v) for k, v in view(again, i).items())
+        other = view(ds, (3, i))
         assert not torch.equal(one["tracks"], other["tracks"]) and not torch.equal(one["video"], other["video"])
     assert not torch.equal(dataset(store, seed=1)[0]["tracks"], ds[(0, 0)]["tracks"])
 
 
-def test_collate_shapes_dtypes_and_views(store):
-    items = [dataset(store)[i] for i in range(3)]
-    batch = collate(items)
+def same(a, b) -> bool:
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else a == b
+
+
+def test_collate_and_views_shapes_dtypes(store):
+    ds = dataset(store)
+    raw = collate([ds[i] for i in range(3)])
+    assert isinstance(raw, RawBatch)
+    assert raw.frames.shape == (3, T, H, W, 3) and raw.frames.dtype == torch.uint8
+    assert len(raw.boxes) == len(raw.flips) == 3 and raw.photometric is None
+    assert raw.tracks.shape == (3, T, 16, 2) and raw.tracks.dtype == torch.float32
+    assert raw.visibility.shape == (3, T, 16) and raw.visibility.dtype == torch.bool
+    assert raw.clip_ids.tolist() == [0, 1, 2] and raw.clip_ids.dtype == torch.int64
+    batch = ds.transform(raw)
     assert isinstance(batch, ClipBatch)
     assert batch.video.shape == (3, T, 3, S, S) and batch.video.dtype == torch.float32
     assert batch.video.is_contiguous()
     assert batch.student.shape == (3, 3, S, S) and torch.equal(batch.student, batch.video[:, 0])
     assert batch.student_all is None
-    assert batch.tracks.shape == (3, T, 16, 2) and batch.tracks.dtype == torch.float32
-    assert batch.visibility.shape == (3, T, 16) and batch.visibility.dtype == torch.bool
-    assert batch.clip_ids.tolist() == [0, 1, 2] and batch.clip_ids.dtype == torch.int64
+    assert batch.tracks is raw.tracks and batch.visibility is raw.visibility and batch.clip_ids is raw.clip_ids
 
-    both = collate([dataset(store, student_all_frames=True)[i] for i in range(2)])
+    both = views(dataset(store, student_all_frames=True), 0, 1)
     assert both.student_all is both.video  # no augmentation: one tensor for both views
     moved = both.to("cpu")
     assert moved.student_all is moved.video
 
-    aug = collate([dataset(store, student_all_frames=True, photometric=True)[i] for i in range(2)])
+    aug_ds = dataset(store, student_all_frames=True, photometric=True)
+    raw = collate([aug_ds[i] for i in range(2)])
+    assert len(raw.photometric) == 2
+    aug = aug_ds.transform(raw)
     assert aug.student_all.shape == (2, T, 3, S, S) and torch.equal(aug.student, aug.student_all[:, 0])
+    with pytest.raises(ValueError, match="photometric"):
+        collate([aug_ds[0], ds[1]])
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def one_clip_views(item: dict, size: int, student_all: bool) -> dict[str, torch.Tensor]:
+    """The views of one item as a loader worker made them before the device did: the augment helpers on one clip,
+    normalised as ``x * (1 / (255 std)) + (-mean / std)`` in float32, in one thread (as a worker runs)."""
+    scale = torch.tensor([1.0 / (255.0 * s) for s in IMAGENET_STD]).view(3, 1, 1)
+    shift = torch.tensor([-m / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)]).view(3, 1, 1)
+
+    def normalise(pixels):
+        return torch.empty(pixels.shape, dtype=torch.float32).copy_(pixels).mul_(scale).add_(shift)
+
+    with torch_threads(1):
+        pixels = crop_resize_frames(item["frames"], item["box"], size, item["flip"])
+        out = {"video": normalise(pixels)}
+        if "photometric" in item:
+            frames = pixels if student_all else pixels[:1]
+            viewed = normalise(apply_photometric(frames.to(torch.float32).div_(255.0), item["photometric"]) * 255.0)
+            out["student"], out["student_all"] = viewed[0], viewed
+        else:
+            out["student"], out["student_all"] = out["video"][0], out["video"]
+    return out
+
+
+@pytest.mark.parametrize(
+    ("size", "photometric", "student_all"),
+    [
+        (S, False, False),
+        (S, True, False),
+        (S, True, True),
+        (224, True, False),
+        pytest.param(224, True, True, marks=pytest.mark.slow),
+    ],  # fmt: skip
+)
+def test_device_views_equal_the_one_clip_helpers_bit_for_bit(store, size, photometric, student_all):
+    """The batched views on the CPU are exactly the per-clip ones, whatever the batch (also a batch of one clip,
+    where torch would sum a lone image's mean over its threads) and torch's thread count (2 here)."""
+    ds = dataset(store, input_size=size, photometric=photometric, student_all_frames=student_all)
+    for epoch, batches in ((0, [range(13)]), (1, [range(0, 13, 2), [7, 8]]), (2, [[i] for i in range(13)])):
+        for indices in batches:
+            items = [ds[(epoch, i)] for i in indices]
+            with torch_threads(2):
+                batch = ds.transform(collate(items))
+            for b, item in enumerate(items):
+                ref = one_clip_views(item, size, student_all)
+                assert torch.equal(batch.video[b], ref["video"]), (epoch, b)
+                assert torch.equal(batch.student[b], ref["student"]), (epoch, b)
+                if student_all:
+                    assert torch.equal(batch.student_all[b], ref["student_all"]), (epoch, b)
+    if photometric:  # the batches did go through every jitter op, the grayscale and the blur
+        draws = [ds[(e, i)]["photometric"] for e in range(3) for i in range(13)]
+        assert {op for d in draws for op, _ in d.jitter} == {"brightness", "contrast", "saturation", "hue"}
+        assert any(d.grayscale for d in draws) and any(d.blur_sigma for d in draws)
 
 
 def test_photometric_changes_only_the_student_view(store):
     plain, aug = dataset(store), dataset(store, photometric=True, student_all_frames=True)
     changed = 0
     for i in range(len(store)):
-        a, b = plain[i], aug[i]
+        a, b = view(plain, i), view(aug, i)
         for key in ("video", "tracks", "visibility", "clip_id"):
             assert torch.equal(a[key], b[key])
         changed += not torch.allclose(b["student"], a["student"])
@@ -291,12 +391,14 @@ def test_loader_is_independent_of_the_worker_count(store):
     assert [len(e) for e in results[0]] == [3, 3]  # 13 clips, batches of 4, last incomplete batch dropped
     for e0, e2 in zip(results[0], results[2], strict=True):
         for b0, b2 in zip(e0, e2, strict=True):
-            for k in ("video", "student", "tracks", "visibility", "clip_ids"):
+            for k in ("frames", "tracks", "visibility", "clip_ids"):
                 assert torch.equal(getattr(b0, k), getattr(b2, k))
+            assert (b0.boxes, b0.flips, b0.photometric) == (b2.boxes, b2.flips, b2.photometric)
     # The persistent workers saw epoch 1: its batches are the items of epoch 1.
     ref = dataset(store, photometric=True)
     first = results[2][1][0]
-    assert torch.equal(first.video, collate([ref[(1, int(g))] for g in first.clip_ids]).video)
+    expected = views(ref, *[(1, int(g)) for g in first.clip_ids])
+    assert torch.equal(ref.transform(first).student, expected.student)
 
 
 def test_distributed_sampler_splits_clips_over_ranks(store):
