@@ -3,7 +3,8 @@
 A clip is a list of T frame indices into one video. Sampling follows the original MoSiC
 `generate_indices` (see `reference/mosic_spec.md` §1.2), with each video drawing from its own random
 stream seeded by ``(seed, hash(video_id))``: the clips of a video never change when other videos are
-added to or removed from the corpus. Shards are ``crc32(video_id) mod num_shards`` for the same reason.
+added to or removed from the corpus. Shards are ``crc32(video_id) mod num_shards`` for the same reason, and a
+clip's id (:func:`clip_id`) is a hash of its video id and its number within the video, not a row number.
 
 Modes, for a video of F frames and clips of T frames:
 
@@ -22,17 +23,53 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
 from mosic.config import ClipsConfig
 
-__all__ = ["shard_of", "video_rng", "is_short", "sample_clip", "sample_clips"]
+__all__ = ["shard_of", "clip_id", "check_clip_ids", "video_rng", "is_short", "sample_clip", "sample_clips"]
 
 
 def shard_of(video_id: str, num_shards: int) -> int:
     """The tracking shard of a video: ``crc32(video_id) mod num_shards`` (stable under corpus changes)."""
     return zlib.crc32(video_id.encode("utf-8")) % num_shards
+
+
+def clip_id(video_id: str, clip: int) -> int:
+    """The id of clip number `clip` of a video: stable under corpus changes, used by the store and the logs.
+
+    ``sha256(video_id + "\\0" + str(clip))``, first 8 bytes read little-endian, shifted right by one bit: a
+    non-negative 63-bit int that fits int64. The clip number (its position among the video's
+    ``clips.clips_per_video`` draws) and the video id, together with the clip settings that the whole index
+    shares, determine the clip's frames, so the id depends on nothing else; a collision among the ids of one
+    index is checked for (:func:`check_clip_ids`), never assumed away.
+    """
+    digest = hashlib.sha256(f"{video_id}\0{int(clip)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def check_clip_ids(ids: Sequence[int], video_ids: Sequence[str], clips: Sequence[int]) -> None:
+    """Raise when two clips share an id.
+
+    Args:
+        ids: :func:`clip_id` of each clip.
+        video_ids: the video of each clip.
+        clips: the number of each clip within its video.
+
+    Raises:
+        ValueError: naming the first two clips with the same id (odds about ``C^2 / 2^64`` for C clips).
+    """
+    seen: dict[int, tuple[str, int]] = {}
+    for i, video_id, clip in zip(ids, video_ids, clips, strict=True):
+        if int(i) in seen:
+            other_video, other_clip = seen[int(i)]
+            raise ValueError(
+                f"clip id {int(i)} is shared by clip {other_clip} of {other_video!r} and clip {clip} of "
+                f"{video_id!r} (a hash collision: rename one of the videos)"
+            )
+        seen[int(i)] = (video_id, int(clip))
 
 
 def video_rng(seed: int, video_id: str) -> np.random.Generator:

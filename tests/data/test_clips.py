@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mosic.config import ClipsConfig
-from mosic.data.clips import is_short, sample_clip, sample_clips, shard_of, video_rng
+from mosic.data.clips import check_clip_ids, clip_id, is_short, sample_clip, sample_clips, shard_of, video_rng
 
 
 def make_cfg(**kw) -> ClipsConfig:
@@ -89,3 +89,17 @@ def test_shard_assignment_is_stable_and_spread():
     counts = np.bincount(shards, minlength=16)
     assert counts.min() > 2000 / 16 * 0.7  # roughly even
     assert shard_of("vid0007", 16) == shard_of("vid0007", 16)
+
+
+def test_clip_id_is_a_63_bit_hash_of_video_and_clip_number():
+    # Pinned: shards on disk hold these ids, so the formula must not drift.
+    assert clip_id("bear", 0) == 92900983640129681 and clip_id("bear", 1) == 4825082586287954805
+    ids = [clip_id(f"vid{v:05d}", c) for v in range(20_000) for c in range(5)]
+    assert all(0 <= i < 1 << 63 for i in ids) and len(set(ids)) == len(ids)
+    assert clip_id("a1", 0) != clip_id("a", 10)  # the separator keeps video id and number apart
+
+
+def test_check_clip_ids_names_both_clips_of_a_collision():
+    check_clip_ids([clip_id("a", 0), clip_id("a", 1)], ["a", "a"], [0, 1])
+    with pytest.raises(ValueError, match="id 5 is shared by clip 0 of 'a' and clip 0 of 'b'"):
+        check_clip_ids([5, 7, 5], ["a", "a", "b"], [0, 1, 0])
