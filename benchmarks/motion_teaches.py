@@ -115,8 +115,10 @@ def main() -> None:
             print("rendering the dataset ...", flush=True)
             generate_synthetic(cfg.synthetic, data)
         prov = provenance(cfg, stage="motion_teaches")
+        shard_clips = [work / "clips" / f"shard_{s:05d}.parquet" for s in range(cfg.clips.num_shards)]
         run_index(root=data / "ytvos", dataset=cfg.dataset, index=cfg.index, clips=cfg.clips,
-                  index_path=work / "index.parquet", clips_path=work / "clips.parquet", provenance=prov)  # fmt: skip
+                  index_path=work / "index.parquet", clips_path=work / "clips.parquet", provenance=prov,
+                  shard_paths=shard_clips)  # fmt: skip
         start = work / "pretrain" / "backbone.safetensors"
         if not start.exists():
             print("pretraining the start ...", flush=True)
@@ -133,9 +135,8 @@ def main() -> None:
             for s in range(cfg.clips.num_shards):
                 out = work / f"tracks_{tracker}" / f"shard_{s:05d}.zarr"
                 if not out.exists():
-                    track_shard(shard=s, index_path=work / "index.parquet", clips_path=work / "clips.parquet",
-                                num_frames=cfg.clips.num_frames, track=track, out_path=out, provenance=prov,
-                                scenes_dir=data / "ytvos" / "Scenes")  # fmt: skip
+                    track_shard(shard=s, clips_path=shard_clips[s], num_frames=cfg.clips.num_frames, track=track,
+                                out_path=out, provenance=prov, scenes_dir=data / "ytvos" / "Scenes")  # fmt: skip
                 shards.append(out)
             for seed in args.seeds:
                 for variant in args.variants:

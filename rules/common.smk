@@ -37,6 +37,8 @@ DATA_ROOT = f"{SYNTH_DIR}/ytvos" if CFG.dataset.kind == "synthetic" else CFG.dat
 SCENES_DIR = f"{DATA_ROOT}/Scenes"
 INDEX = f"{DS}/index.parquet"
 CLIPS = f"{DS}/clips.parquet"
+# Each tracking shard's clip list (written by the index checkpoint; the tracking job's only data input).
+SHARD_CLIPS = [f"{DS}/clips/shard_{i:05d}.parquet" for i in range(CFG.clips.num_shards)]
 TRACK_DIR = f"{DS}/tracks"
 SHARDS = [f"{TRACK_DIR}/shard_{i:05d}.zarr" for i in range(CFG.clips.num_shards)]
 # One training run per variant and seed: `mosic` (the tracker's tracks) and each control (runs.controls).
@@ -66,6 +68,14 @@ def code_inputs(*scripts, skip=()):
     tracks itself, and the package modules its shell command runs with `python -m`; `skip`: modules imported
     only under a config choice that is off (mosic.codedeps.import_closure)."""
     return import_closure(workflow.basedir, *scripts, skip=skip)
+
+
+def shard_clips(wildcards):
+    """Input of track_shard: the shard's clip list, asked for once the index checkpoint has run
+    (checkpoints.index.get raises until then), so the shard is tracked again only when its own list changed,
+    not whenever the index reran (rules/data.smk)."""
+    checkpoints.index.get()
+    return f"{DS}/clips/shard_{wildcards.shard}.parquet"
 
 
 def section(name):

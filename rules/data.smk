@@ -17,14 +17,19 @@ rule synthetic_data:
         "../scripts/synthetic_data.py"
 
 
-rule index:
-    """Probe every video (bad ones are recorded as skipped), sample clips and assign shards."""
+# A checkpoint, so that the tracking jobs are judged only after it ran: a rule's consumers are rerun whenever it
+# runs, but a checkpoint's are then compared file by file, and a shard's clip list that came out with the same
+# bytes (same checksum) does not rerun that shard (track_shard input: shard_clips in rules/common.smk).
+checkpoint index:
+    """Probe every video (bad ones are recorded as skipped), sample clips, assign shards and write each shard's
+    clip list."""
     input:
         data=SYNTH_DIR if CFG.dataset.kind == "synthetic" else [],
         code=code_inputs("scripts/index.py"),
     output:
         index_table=INDEX,
         clip_table=CLIPS,
+        shard_clips=SHARD_CLIPS,
     log:
         f"{LOGS}/index.log",
     conda:

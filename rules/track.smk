@@ -11,8 +11,7 @@ UNUSED_TRACKER_CODE = [] if CFG.track.tracker == "ground_truth" else ["mosic/tra
 rule track_shard:
     """Decode the shard's clips at the cache resolution, track the query grid, write the shard atomically."""
     input:
-        index=INDEX,
-        clips=CLIPS,
+        clips=shard_clips,
         code=code_inputs("scripts/track_shard.py", skip=UNUSED_TRACKER_CODE),
     output:
         directory(f"{TRACK_DIR}/shard_{{shard}}.zarr"),

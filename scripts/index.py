@@ -18,6 +18,7 @@ with job_logging(snakemake.log[0]):
         clips=clips,
         index_path=snakemake.output.index_table,
         clips_path=snakemake.output.clip_table,
+        shard_paths=snakemake.output.shard_clips,
         provenance=provenance(
             {"dataset": dataset, "index": index, "clips": clips}, stage="index", root=str(snakemake.params.root)
         ),

@@ -13,7 +13,6 @@ with job_logging(snakemake.log[0]):
     with gpu_slots(snakemake.resources.gpu):  # this job's own GPU when several run side by side
         track_shard(
             shard=int(snakemake.wildcards.shard),
-            index_path=snakemake.input.index,
             clips_path=snakemake.input.clips,
             num_frames=snakemake.params.num_frames,
             track=track,

@@ -155,7 +155,7 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     out = dry_run_with("train", "lr_head", 0.002)
     assert "rule train:" in out and "rule evaluate:" in out and "rule eval_table:" in out
     assert "rule training_curves:" in out and "rule clip_animations:" in out
-    assert "rule track_shard:" not in out and "rule index:" not in out
+    assert "rule track_shard:" not in out and "checkpoint index:" not in out
 
     # Another seed trains only the new runs; the existing ones are kept.
     out = dry_run_with("runs", "seeds", [0, 1])
@@ -164,11 +164,11 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
 
     # A clip setting reruns the index, not the data generation.
     out = dry_run_with("clips", "step", 3)
-    assert "rule index:" in out and "rule synthetic_data:" not in out
+    assert "checkpoint index:" in out and "rule synthetic_data:" not in out
 
     # A tracker setting reruns tracking onwards, not the index.
     out = dry_run_with("track", "lk", {"fb_threshold": 2.0})
-    assert "rule track_shard:" in out and "rule tracking_metrics:" in out and "rule index:" not in out
+    assert "rule track_shard:" in out and "rule tracking_metrics:" in out and "checkpoint index:" not in out
 
     # Deleting one shard recreates only that shard (and the metrics that read it).
     shutil.rmtree(shards[1])
@@ -176,7 +176,7 @@ def test_tiny_pipeline_reruns_only_stale_jobs(tiny_pipeline):
     assert res.returncode == 0, res.stderr[-3000:]
     assert verify_shard(shards[1]) == []
     out = res.stdout + res.stderr
-    assert "wildcards: shard=00001" in out and "shard=00000" not in out and "rule index" not in out
+    assert "wildcards: shard=00001" in out and "shard=00000" not in out and "checkpoint index" not in out
 
 
 @pytest.mark.slow
@@ -211,7 +211,9 @@ def test_code_edit_reruns_the_rules_that_import_it(tiny_pipeline, module, stale,
             targets = [row[0] for row in rows if row[2] == rule]
             res = snakemake(tiny_pipeline, *targets, "--allowed-rules", rule, "-n", *args)
             assert res.returncode == 0, res.stderr[-3000:]
-            jobs[rule] = re.findall(r"^rule \w+:\n(?:    .*\n)*?    reason: (.*)$", res.stdout + res.stderr, flags=re.M)
+            jobs[rule] = re.findall(
+                r"^(?:rule|checkpoint) \w+:\n(?:    .*\n)*?    reason: (.*)$", res.stdout + res.stderr, flags=re.M
+            )
     finally:
         os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     for rule in stale:
@@ -226,10 +228,10 @@ def _declared_gpus(tmp_path, override: dict) -> dict[str, set[int]]:
     cfg.write_text(yaml.safe_dump(override))
     res = snakemake(tmp_path, "-n", "--cores", "8", "--resources", "gpu=8", "--configfile", str(cfg))
     assert res.returncode == 0, res.stderr[-3000:]
-    jobs = re.split(r"\n(?=rule |localrule )", res.stdout + res.stderr)
+    jobs = re.split(r"\n(?=rule |localrule |checkpoint )", res.stdout + res.stderr)
     gpus = {}
     for job in jobs:
-        name = re.match(r"(?:local)?rule (\w+):", job)
+        name = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):", job)
         found = re.search(r"resources: .*?\bgpu=(\d+)", job)
         if name and found:
             gpus.setdefault(name.group(1), set()).add(int(found.group(1)))
@@ -307,3 +309,61 @@ def test_ground_truth_tracker_caches_the_synthetic_tracks(tmp_path):
     bad.write_text(yaml.safe_dump({"track": {"tracker": "ground_truth"}, "dataset": {"kind": "davis", "root": "x"}}))
     res = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(bad))
     assert res.returncode != 0 and "config key 'track.tracker' is 'ground_truth'" in res.stderr + res.stdout
+
+
+@pytest.mark.slow
+def test_adding_a_video_retracks_only_its_shard(tmp_path):
+    """README, "The index": after a video is added to a real dataset and the index rerun, only the shard that
+    receives its clips is tracked again; the other shards' stores are left as they were."""
+    from PIL import Image
+
+    from mosic.data.clips import shard_of
+
+    rng = np.random.default_rng(0)
+    frames = tmp_path / "corpus" / "JPEGImages"
+
+    def add_video(name: str) -> None:
+        (frames / name).mkdir(parents=True)
+        for t in range(6):
+            Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(frames / name / f"{t:05d}.jpg")
+
+    videos, new = ["bear", "cat", "fox"], "owl"
+    assert [shard_of(v, 3) for v in [*videos, new]] == [0, 1, 2, 1]
+    for video in videos:
+        add_video(video)
+    cfg = tmp_path / "real.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "dataset": {"name": "x", "kind": "ytvos", "root": str(frames.parent), "split": ""},
+                "clips": {"num_frames": 4, "step": 1, "clips_per_video": 2, "num_shards": 3},
+                "track": {"tracker": "lk", "height": 32, "width": 32, "grid": 4, "threads": 1},
+                # The demo's image-pretrained start (train.init: pretrain) needs the synthetic set.
+                "train": {"init": "random", "num_points": 16},
+            }
+        )
+    )
+    shards = [tmp_path / "results" / "x" / "tracks" / f"shard_{s:05d}.zarr" for s in range(3)]
+    targets = [str(p.relative_to(tmp_path)) for p in shards]
+
+    def tracked(*args: str) -> set[int]:
+        res = snakemake(tmp_path, *targets, "--cores", "2", "--configfile", str(cfg), *args)
+        assert res.returncode == 0, res.stderr[-3000:]
+        return {int(s) for s in re.findall(r"^\s+wildcards: shard=(\d+)$", res.stdout + res.stderr, flags=re.M)}
+
+    def snapshot(path) -> dict[str, tuple[int, bytes]]:
+        """Each file of a store: its modification time and bytes."""
+        files = [f for f in path.rglob("*") if f.is_file()]
+        return {str(f.relative_to(path)): (f.stat().st_mtime_ns, f.read_bytes()) for f in files}
+
+    assert tracked() == {0, 1, 2}
+    before = [snapshot(p) for p in shards]
+    add_video(new)
+    # Real data: the index has no data input, so new videos need the index rerun (README).
+    assert tracked("--forcerun", "index") == {1}
+    assert snapshot(shards[0]) == before[0] and snapshot(shards[2]) == before[2]
+    from mosic.store import ShardReader
+
+    assert new in ShardReader(shards[1]).videos
+    res = snakemake(tmp_path, *targets, "-n", "--cores", "2", "--configfile", str(cfg))
+    assert res.returncode == 0 and "Nothing to be done" in res.stdout + res.stderr, res.stdout[-3000:]

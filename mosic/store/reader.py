@@ -257,7 +257,8 @@ class ShardReader:
         attrs: the shard's attributes (provenance, shapes, videos, skipped clips, checksums).
         num_frames, height, width, num_points: T, H, W, N.
         videos: the video ids of the shard; ``clip_video`` indexes it.
-        clip_ids: int64 [C], the caller's clip ids in shard order.
+        clip_ids: int64 [C], the caller's clip ids in shard order (from the tracking job:
+            :func:`mosic.data.clips.clip_id`, not positions).
 
     Raises:
         StoreError: when `path` is temporary, missing, not a track store or of another schema version.

@@ -12,7 +12,7 @@ array           dtype      shape              meaning
 ``confidence``  uint8      [C, T, N]          tracker confidence, ``round(255 * c)``; only when the tracker has one
 ``clip_video``  int32      [C]                index into ``attrs["videos"]`` (the video ids of this shard)
 ``clip_frames`` int32      [C, T]             source frame indices of each clip in its video
-``clip_id``     int64      [C]                the caller's clip ids
+``clip_id``     int64      [C]                clip ids, unique in the shard (tracking: :func:`mosic.data.clips.clip_id`)
 ==============  =========  =================  =====================================================================
 
 Coordinates (see :data:`COORDINATES`): ``tracks[c, t, n] = (x, y)`` in pixels of the cached frame
@@ -167,7 +167,8 @@ class ClipRecord:
 
     Attributes:
         video_id: id of the source video.
-        clip_id: the caller's id of the clip (unique within a shard).
+        clip_id: the caller's id of the clip (unique within a shard); the tracking job stores
+            :func:`mosic.data.clips.clip_id`, a 63-bit hash of video id and clip number.
         frame_indices: int32 [T], source frame indices of the clip in its video.
         frames: uint8 [T, H, W, 3], RGB frames at the cache resolution.
         tracks: float32 [T, N, 2], point positions (x, y) in pixels of ``frames``; pixel centres at integer

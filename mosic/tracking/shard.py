@@ -1,14 +1,16 @@
 """One tracking job: the clips of one shard -> decoded at the cache resolution -> tracked -> one Zarr shard.
 
-The job reads `index.parquet` and `clips.parquet` (written by the index rule), decodes each clip of its
-shard at the cache resolution ``track.height x track.width`` (aspect ratio not kept, as in the original
-code), tracks a ``grid x grid`` query grid laid on the clip's first frame (a tracker that reads the clip's
-source, such as the synthetic data's ``ground_truth``, also gets the video id and frame indices), and appends
-the clip to a :class:`mosic.store.ShardWriter`. With a substep (``track.substep``, resolved by
-:func:`mosic.config.track_substep`) the frames between the sampled ones are decoded with them, in the same
-pass, and the tracker follows the points through them (:mod:`mosic.tracking.substep`); only the sampled frames
-and their tracks are stored. The writer fills a temporary store and renames it onto the
-final path only when the shard is complete, so a killed job never leaves a partial shard under the final name.
+The job reads its shard's clip list (``clips/shard_NNNNN.parquet``, written by the index rule: the shard's
+clips with their videos' index rows, see :mod:`mosic.data.index`), decodes each clip at the cache resolution
+``track.height x track.width`` (aspect ratio not kept, as in the original code), tracks a ``grid x grid`` query
+grid laid on the clip's first frame (a tracker that reads the clip's source, such as the synthetic data's
+``ground_truth``, also gets the video id and frame indices), and appends the clip to a
+:class:`mosic.store.ShardWriter` under its stable id (:func:`mosic.data.clips.clip_id`). With a substep
+(``track.substep``, resolved by :func:`mosic.config.track_substep`) the frames between the sampled ones are
+decoded with them, in the same pass, and the tracker follows the points through them
+(:mod:`mosic.tracking.substep`); only the sampled frames and their tracks are stored. The writer fills a
+temporary store and renames it onto the final path only when the shard is complete, so a killed job never
+leaves a partial shard under the final name.
 
 Bad clips — a frame that cannot be decoded, a constant frame (one solid colour: black, grey, red, ...; every
 channel flat to within codec noise), frames of different native sizes — are skipped with the reason logged and
@@ -19,6 +21,7 @@ naming the file (``"fail"``).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from mosic.config import TrackConfig
@@ -118,7 +122,6 @@ def _video_info(row: Any) -> VideoInfo:
 def track_shard(
     *,
     shard: int,
-    index_path: str | Path,
     clips_path: str | Path,
     num_frames: int,
     track: TrackConfig,
@@ -131,9 +134,9 @@ def track_shard(
     """Track every clip of one shard and write the shard store.
 
     Args:
-        shard: which shard of `clips.parquet` to process.
-        index_path: the index (one row per video: kind, path, frame count, status).
-        clips_path: the clips (video id, shard, clip number, frame indices).
+        shard: the shard number (checked against the one `clips_path` records).
+        clips_path: the shard's clip list (clip id, video id, clip number, frame indices and the video's index
+            row), as :func:`mosic.data.index.run_index` writes it.
         num_frames: T, frames per clip (every clip of the shard must have it).
         track: tracking settings (cache resolution, grid, tracker, bad-clip policy).
         out_path: the final shard path (``.../shard_00000.zarr``); written atomically.
@@ -148,13 +151,15 @@ def track_shard(
         ``{"clips": written, "skipped": skipped}``.
 
     Raises:
+        ValueError: `clips_path` belongs to another shard, or has clips of another length than `num_frames`.
         BadClipError: a bad clip with ``track.on_bad_clip = "fail"``.
         mosic.tracking.ground_truth.MissingSceneError: ``ground_truth`` tracker, a video without a scene
             description (never skipped as a bad clip: the data is not synthetic).
     """
-    index = pd.read_parquet(index_path).set_index("video_id", drop=False)
+    recorded = json.loads((pq.read_schema(clips_path).metadata or {})[b"mosic"])["shard"]
+    if recorded != shard:
+        raise ValueError(f"{clips_path} lists the clips of shard {recorded}, not of shard {shard}")
     clips = pd.read_parquet(clips_path)
-    clips = clips[clips["shard"] == shard]  # the row number in clips.parquet is the clip id
     lengths = {len(f) for f in clips["frames"]} - {num_frames}
     if lengths:
         raise ValueError(
@@ -190,16 +195,16 @@ def track_shard(
         attrs=attrs,
     ) as writer:
         for video_id, group in tqdm(clips.groupby("video_id", sort=True), desc=f"shard {shard}", unit="video"):
-            info = _video_info(index.loc[video_id])
+            info = _video_info(next(group.itertuples()))  # the video's index row, repeated on each clip
             try:
                 reader = open_video(info)
             except VideoReadError as exc:
-                reasons = {int(c): str(exc) for c in group.index}
+                reasons = {int(row.clip_id): (int(row.clip), str(exc)) for row in group.itertuples()}
             else:
                 reasons = {}
                 with reader:
-                    for clip_id, row in group.iterrows():
-                        frame_indices = np.asarray(row["frames"], dtype=np.int32)
+                    for row in group.itertuples():
+                        frame_indices = np.asarray(row.frames, dtype=np.int32)
                         dense_indices, keep = substep_frames(frame_indices, substep)  # [T'], [T]
                         try:
                             dense = reader.read(dense_indices, size=size)  # uint8 [T', H, W, 3], one pass
@@ -208,7 +213,7 @@ def track_shard(
                         except VideoReadError as exc:
                             reason = str(exc)
                         if reason:
-                            reasons[int(clip_id)] = reason
+                            reasons[int(row.clip_id)] = (int(row.clip), reason)
                             continue
                         if isinstance(tracker, SourceTracker):  # reads the clip's source, e.g. ground truth
                             result = tracker.track_source(
@@ -219,7 +224,7 @@ def track_shard(
                         writer.add(
                             ClipRecord(
                                 video_id=video_id,
-                                clip_id=int(clip_id),
+                                clip_id=int(row.clip_id),
                                 frame_indices=frame_indices,
                                 frames=frames,
                                 tracks=result.tracks,
@@ -227,8 +232,8 @@ def track_shard(
                             )
                         )
                         written += 1
-            for clip_id, reason in reasons.items():
-                message = f"{video_id} clip {int(clips.loc[clip_id, 'clip'])} ({info.path}): {reason}"
+            for clip_id, (clip, reason) in reasons.items():
+                message = f"{video_id} clip {clip} ({info.path}): {reason}"
                 if track.on_bad_clip == "fail":
                     raise BadClipError(message)
                 logger.warning("skipped %s", message)

@@ -72,7 +72,10 @@ def clip_masks(clip_ids: Sequence[int], num_patches: int, ratio: float, seed: in
     """The student's kept patches of each clip at one step: long [B, L'], one :func:`random_keep` row per clip.
 
     Each row is drawn from its own stream seeded by ``(seed, clip id)``, so a clip's mask does not depend on the
-    rank that holds it or on the other clips of its batch.
+    rank that holds it or on the other clips of its batch. The ids are the clips' global indices in the training
+    store (``RawBatch.clip_ids``), which also key the item's crop, points and colour draws, not the store's stable
+    ``clip_id`` (:func:`mosic.data.clips.clip_id`): all of a clip's draws follow its position, which is fixed for
+    a given cache, and a run on another cache starts afresh (:func:`mosic.train.checkpoint.resume_or_start`).
     """
     rows = []
     for clip in clip_ids:

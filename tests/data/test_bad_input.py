@@ -326,6 +326,7 @@ def test_solid_colour_clip_is_skipped_by_the_tracking_job(tmp_path, media):
         index_path=tmp_path / "index.parquet",
         clips_path=tmp_path / "clips.parquet",
         provenance=prov,
+        shard_paths=[tmp_path / "shard_00000.parquet"],
     )
     track = TrackConfig(
         tracker="lk",
@@ -340,8 +341,7 @@ def test_solid_colour_clip_is_skipped_by_the_tracking_job(tmp_path, media):
     out = tmp_path / "shard_00000.zarr"
     summary = track_shard(
         shard=0,
-        index_path=tmp_path / "index.parquet",
-        clips_path=tmp_path / "clips.parquet",
+        clips_path=tmp_path / "shard_00000.parquet",
         num_frames=4,
         track=track,
         out_path=out,

@@ -1,15 +1,17 @@
 """The index: probed videos -> index.parquet and clips.parquet, with skips recorded and provenance attached."""
 
 import dataclasses
+import json
 import math
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from mosic.config import ClipsConfig, DatasetConfig, IndexConfig
-from mosic.data.clips import shard_of
+from mosic.data.clips import clip_id, shard_of
 from mosic.data.index import build_index, read_provenance, run_index
 from mosic.data.readers import VideoInfo
 
@@ -54,10 +56,18 @@ def test_adding_videos_keeps_existing_clips_and_shards():
     _, before = build_index([info("a", 50), info("c", 60)], CLIPS)
     _, after = build_index([info("a", 50), info("b", 40), info("c", 60)], CLIPS)
     kept = after[after["video_id"] != "b"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(
+    pd.testing.assert_frame_equal(  # clip ids included: not row numbers
         before.sort_values(["video_id", "clip"]).reset_index(drop=True),
         kept.sort_values(["video_id", "clip"]).reset_index(drop=True),
     )
+    assert list(after["clip_id"]) == [clip_id(v, c) for v, c in zip(after["video_id"], after["clip"], strict=True)]
+    assert after["clip_id"].is_unique
+
+
+def test_a_clip_id_collision_stops_the_index(monkeypatch):
+    monkeypatch.setattr("mosic.data.index.clip_id", lambda video_id, clip: 42)
+    with pytest.raises(ValueError, match="clip id 42 is shared by clip 0 of 'a' and clip 1 of 'a'"):
+        build_index([info("a", 50)], CLIPS)
 
 
 def write_ytvos(root, videos: dict[str, int]) -> None:
@@ -128,3 +138,33 @@ def test_run_index_empty_root_is_a_clear_error(tmp_path):
             clips_path=tmp_path / "c.parquet",
             provenance={},
         )
+
+
+def test_shard_clip_lists_keep_their_bytes_when_other_shards_get_videos(tmp_path):
+    """A shard's clip list depends on its own clips only: the tracking job's input (rules/track.smk)."""
+    assert [shard_of(v, 3) for v in ("bear", "cat", "fox", "owl")] == [0, 1, 2, 1]
+    root = tmp_path / "ytvos"
+    write_ytvos(root, {"bear": 9, "cat": 7, "fox": 8})
+    ds = DatasetConfig(name="t", kind="ytvos", root=str(root), split="", on_error="skip")
+
+    def index(out, created: str) -> list[bytes]:
+        paths = [out / f"shard_{s:05d}.parquet" for s in range(3)]
+        run_index(root=root, dataset=ds, index=IndexConfig(verify_frames=False, threads=1), clips=CLIPS,
+                  index_path=out / "index.parquet", clips_path=out / "clips.parquet",
+                  provenance={"created": created, "git_sha": created}, shard_paths=paths)  # fmt: skip
+        return [p.read_bytes() for p in paths]
+
+    before = index(tmp_path / "a", "monday")
+    assert index(tmp_path / "b", "tuesday") == before  # no time or commit in them
+    write_ytvos(root, {"owl": 6})
+    after = index(tmp_path / "c", "wednesday")
+    assert after[0] == before[0] and after[2] == before[2] and after[1] != before[1]
+
+    one = pd.read_parquet(tmp_path / "c" / "shard_00001.parquet")
+    clips = pd.read_parquet(tmp_path / "c" / "clips.parquet")
+    assert list(one["video_id"]) == ["cat", "cat", "owl", "owl"] and list(one["clip"]) == [0, 1, 0, 1]
+    assert list(one["clip_id"]) == list(clips[clips["shard"] == 1]["clip_id"])
+    assert list(one["num_frames"]) == [7, 7, 6, 6] and set(one["status"]) == {"ok"}
+    assert set(one["path"]) == {str(root / "JPEGImages" / v) for v in ("cat", "owl")}
+    meta = json.loads(pq.read_schema(tmp_path / "c" / "shard_00001.parquet").metadata[b"mosic"])
+    assert meta == {"shard": 1, "clips": dataclasses.asdict(CLIPS)}

@@ -63,6 +63,7 @@ def dataset(tmp_path_factory) -> Path:
         index_path=d / "index.parquet",
         clips_path=d / "clips.parquet",
         provenance=PROV,
+        shard_paths=[d / "shard_00000.parquet"],
     )
     return d
 
@@ -83,8 +84,7 @@ def test_shard_holds_the_exact_tracks_scaled_to_the_cache(dataset, tmp_path):
     track = gt_cfg()
     summary = track_shard(
         shard=0,
-        index_path=dataset / "index.parquet",
-        clips_path=dataset / "clips.parquet",
+        clips_path=dataset / "shard_00000.parquet",
         num_frames=CLIPS.num_frames,
         track=track,
         out_path=out,
@@ -153,8 +153,7 @@ def test_missing_scene_names_the_video_and_file_and_is_not_skipped(dataset, tmp_
     with pytest.raises(MissingSceneError, match=r"synth_00002.*Scenes/synth_00002\.json.*synthetic"):
         track_shard(
             shard=0,
-            index_path=dataset / "index.parquet",
-            clips_path=dataset / "clips.parquet",
+            clips_path=dataset / "shard_00000.parquet",
             num_frames=CLIPS.num_frames,
             track=gt_cfg(on_bad_clip="skip"),
             out_path=tmp_path / "shard_00000.zarr",

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -21,6 +22,7 @@ from mosic.config import (
     SyntheticConfig,
     TrackConfig,
 )
+from mosic.data.clips import clip_id
 from mosic.data.index import run_index
 from mosic.data.readers import open_video, scan
 from mosic.data.synthetic import generate_synthetic
@@ -54,7 +56,8 @@ def track_cfg(**kw) -> TrackConfig:
     return TrackConfig(**{**base, **kw})
 
 
-def index_tree(root: Path, out: Path, verify_frames: bool = True) -> tuple[Path, Path]:
+def index_tree(root: Path, out: Path, verify_frames: bool = True) -> Path:
+    """Index `root` into `out`; returns the clip list of the one shard."""
     run_index(
         root=root,
         dataset=DatasetConfig(name="t", kind="ytvos", root=str(root), split="", on_error="skip"),
@@ -63,8 +66,9 @@ def index_tree(root: Path, out: Path, verify_frames: bool = True) -> tuple[Path,
         index_path=out / "index.parquet",
         clips_path=out / "clips.parquet",
         provenance=PROV,
+        shard_paths=[out / "shard_00000.parquet"],
     )
-    return out / "index.parquet", out / "clips.parquet"
+    return out / "shard_00000.parquet"
 
 
 @pytest.fixture(scope="module")
@@ -98,16 +102,17 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 
 def test_track_shard_writes_a_verified_shard(tmp_path, synthetic_root):
-    index, clips = index_tree(synthetic_root, tmp_path)
+    clips = index_tree(synthetic_root, tmp_path)
     out = tmp_path / "shard_00000.zarr"
-    summary = track_shard(
-        shard=0, index_path=index, clips_path=clips, num_frames=4, track=track_cfg(), out_path=out, provenance=PROV
-    )
+    summary = track_shard(shard=0, clips_path=clips, num_frames=4, track=track_cfg(), out_path=out, provenance=PROV)
     assert summary == {"clips": 4, "skipped": 0}
     assert verify_shard(out) == []
     reader = ShardReader(out)
     assert len(reader) == 4
     assert reader.attrs["tracker"]["name"] == "lk" and reader.attrs["git_sha"] == "test"
+    listed = pd.read_parquet(clips)
+    assert list(reader.clip_ids) == list(listed["clip_id"])  # the stable ids, in the list's order
+    assert [clip_id(v, c) for v, c in zip(listed["video_id"], listed["clip"], strict=True)] == list(reader.clip_ids)
     clip = reader[0]
     assert clip.frames.shape == (4, 32, 32, 3) and clip.tracks.shape == (4, 16, 2)
     np.testing.assert_allclose(clip.tracks[0], grid_queries(32, 32, 4), atol=1 / 16)
@@ -119,6 +124,14 @@ def test_track_shard_writes_a_verified_shard(tmp_path, synthetic_root):
     metrics = evaluate_shards([out], synthetic_root / "Scenes")
     assert metrics["clips"] == 4 and metrics["ground_truth"]["delta_avg"] == pytest.approx(1.0)
     assert 0.0 < metrics["cached"]["delta_avg"] <= 1.0
+
+
+def test_track_shard_refuses_another_shards_clip_list(tmp_path, synthetic_root):
+    clips = index_tree(synthetic_root, tmp_path)
+    with pytest.raises(ValueError, match="lists the clips of shard 0, not of shard 1"):
+        track_shard(shard=1, clips_path=clips, num_frames=4, track=track_cfg(), out_path=tmp_path / "s.zarr",
+                    provenance=PROV)  # fmt: skip
+    assert not (tmp_path / "s.zarr").exists()
 
 
 def test_clip_ground_truth_maps_cache_pixels_to_source_and_back(synthetic_root):
@@ -154,12 +167,10 @@ def bad_tree(tmp_path) -> Path:
 
 
 def test_bad_clips_are_skipped_with_reasons_and_the_rest_written(tmp_path, bad_tree, caplog):
-    index, clips = index_tree(bad_tree, tmp_path, verify_frames=False)
+    clips = index_tree(bad_tree, tmp_path, verify_frames=False)
     (bad_tree / "JPEGImages" / "corrupt" / "00001.png").write_bytes(b"not a png")  # breaks after indexing
     out = tmp_path / "shard_00000.zarr"
-    summary = track_shard(
-        shard=0, index_path=index, clips_path=clips, num_frames=4, track=track_cfg(), out_path=out, provenance=PROV
-    )
+    summary = track_shard(shard=0, clips_path=clips, num_frames=4, track=track_cfg(), out_path=out, provenance=PROV)
     reader = ShardReader(out)
     assert set(reader.videos) >= {"good"}
     assert summary["clips"] == len(reader) >= 2
@@ -173,12 +184,11 @@ def test_bad_clips_are_skipped_with_reasons_and_the_rest_written(tmp_path, bad_t
 
 
 def test_bad_clip_fail_mode_names_the_file_and_writes_nothing(tmp_path, bad_tree):
-    index, clips = index_tree(bad_tree, tmp_path)
+    clips = index_tree(bad_tree, tmp_path)
     out = tmp_path / "shard_00000.zarr"
     with pytest.raises(BadClipError, match="black"):
         track_shard(
             shard=0,
-            index_path=index,
             clips_path=clips,
             num_frames=4,
             track=track_cfg(on_bad_clip="fail"),
@@ -209,7 +219,7 @@ KILL_SCRIPT = textwrap.dedent(
             return super().track(clip, queries)
 
     d = Path(sys.argv[1])
-    track_shard(shard=0, index_path=d / "index.parquet", clips_path=d / "clips.parquet", num_frames=4,
+    track_shard(shard=0, clips_path=d / "shard_00000.parquet", num_frames=4,
                 track=track_cfg(), out_path=d / "shard_00000.zarr", provenance=PROV, tracker=SlowTracker())
     """
 )

@@ -134,6 +134,7 @@ def index_at(root: Path, out: Path, step: int) -> ClipsConfig:
         index_path=out / "index.parquet",
         clips_path=out / "clips.parquet",
         provenance=PROV,
+        shard_paths=[out / "shard_00000.parquet"],
     )
     return clips
 
@@ -141,8 +142,7 @@ def index_at(root: Path, out: Path, step: int) -> ClipsConfig:
 def run_shard(d: Path, out: Path, clips: ClipsConfig, substep: int | None, **kw) -> Path:
     track_shard(
         shard=0,
-        index_path=d / "index.parquet",
-        clips_path=d / "clips.parquet",
+        clips_path=d / "shard_00000.parquet",
         num_frames=clips.num_frames,
         track=track_cfg(),
         out_path=out,

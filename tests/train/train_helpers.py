@@ -41,6 +41,7 @@ def make_shards(d: Path) -> list[Path]:
         index_path=d / "index.parquet",
         clips_path=d / "clips.parquet",
         provenance=PROV,
+        shard_paths=[d / f"clips_{s:05d}.parquet" for s in range(2)],
     )
     track = TrackConfig(tracker="lk", height=48, width=48, grid=8, on_bad_clip="skip", threads=1,
                         lk=LKConfig(win_size=15, levels=2, fb_threshold=2.0, max_iter=30, eps=0.01),
@@ -48,7 +49,7 @@ def make_shards(d: Path) -> list[Path]:
     paths = []
     for s in range(2):
         out = d / f"shard_{s:05d}.zarr"
-        track_shard(shard=s, index_path=d / "index.parquet", clips_path=d / "clips.parquet", num_frames=4,
+        track_shard(shard=s, clips_path=d / f"clips_{s:05d}.parquet", num_frames=4,
                     track=track, out_path=out, provenance=PROV)  # fmt: skip
         paths.append(out)
     return paths
