@@ -6,20 +6,32 @@ on a 32 x 32 grid with random-walk trajectories (1 px steps, 90 % visible), one 
 fine noise) repeated, which costs the loader the same as real frames (no decoding: frames are stored raw).
 
 Measures, for cache 128 / 256 px, input 224 / 128 px, num_points 256, crop_scale 0.4, flip on, and 0, 1, 2
-DataLoader workers: the loader's throughput in clips/s over one epoch of one simulated rank (world size 4, so
-64 clips = 8 batches of 8 per epoch), from ``iter(loader)`` to the last batch, with persistent workers already
-started (worker start-up is timed separately). Variants at 256 -> 224: the student's photometric augmentation
-(frame 0), and photometric + the student's view of every frame (symmetric loss; 0 and 2 workers). Baseline:
-reading the clips from the store alone. Every process runs one torch thread (workers=0 loads in the main
-process). Runs are interleaved round-robin over the configurations after a warm-up epoch each; medians of
-``--runs`` runs. The store files were just written, so reads come from the page cache.
+DataLoader workers: throughput in clips/s over one epoch of one simulated rank (world size 4, so 64 clips =
+8 batches of 8 per epoch), from ``iter(loader)`` to the last batch, with persistent workers already started
+(worker start-up is timed separately), in two ways on the same loader:
+
+- *loader*: the loader's batches (uint8 frames at the cache resolution, the draws, the tracks) moved to the
+  device: what the workers deliver;
+- *loader + views*: and their views made there (:class:`mosic.train.data.DeviceTransform`: crop, resize, flip,
+  normalisation, photometric), what a training step receives. On the CPU the views are made in the training
+  process, which a GPU run leaves to the GPU.
+
+Variants at 256 -> 224: the student's photometric augmentation (frame 0), and photometric + the student's view
+of every frame (symmetric loss; 0 and 2 workers); at 128 -> 128 (the demo's settings) photometric too.
+Baseline: reading the clips from the store alone. Every process runs one torch thread (workers=0 loads in the
+main process). Runs are interleaved round-robin over the configurations and both ways after a warm-up epoch
+each; medians of ``--runs`` runs. The store files were just written, so reads come from the page cache.
+
+``--before loader.json`` adds the clips/s of an earlier run (before the views moved to the device its loader
+made them, so it compares with *loader + views*) and the ratio to it.
 
 With ``--device cuda`` every batch is also copied into GPU memory (pinned, non-blocking; the epoch ends with a
 synchronisation), only the 256 -> 224 rows run, and the results go to ``loader_cuda.json`` / ``.md``.
 
-Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about a minute on 2 cores.
+Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about 3 minutes on 2 cores.
 
-Usage: ``python benchmarks/loader.py [--runs 5] [--device cpu|cuda] [--workers 0 1 2] [--out benchmarks/results]``
+Usage: ``python benchmarks/loader.py [--runs 5] [--device cpu|cuda] [--workers 0 1 2] [--before JSON]
+[--out benchmarks/results]``
 """
 
 from __future__ import annotations
@@ -86,15 +98,33 @@ def write_store(path: Path, res: int, seed: int = 0) -> TrackStore:
     return TrackStore([path])
 
 
-def time_epoch(loader, sampler, dataset, epoch: int, device: torch.device) -> tuple[float, int]:
-    """Seconds for one epoch of the loader, each batch copied into `device`'s memory, and the clips it gave."""
+def _key(row: dict) -> tuple:
+    return row["cache"], row["input"], row["variant"]
+
+
+def add_before(res: dict, before: dict) -> None:
+    """Put an earlier run's clips/s (``before``) beside each row, with after / before for *loader + views*."""
+    old = {(*_key(r), r["workers"]): r for r in before["rows"]}
+    for row in res["rows"]:
+        prev = old.get((*_key(row), row["workers"]))
+        if prev is not None:
+            row["before_clips_per_s"] = prev["clips_per_s"]
+            row["views_x_before"] = round(row["views_clips_per_s"] / prev["clips_per_s"], 2)
+            row["loader_x_before"] = round(row["clips_per_s"] / prev["clips_per_s"], 2)
+    res["before"] = {"settings": before["settings"], "machine": before["machine"]}
+
+
+def time_epoch(loader, sampler, dataset, epoch: int, device: torch.device, views: bool) -> tuple[float, int]:
+    """Seconds for one epoch of the loader, each batch copied into `device`'s memory (and its views made there
+    with `views`), and the clips it gave."""
     sampler.set_epoch(epoch)
     dataset.set_epoch(epoch)
     start = time.perf_counter()
     clips = 0
     for batch in loader:
-        if device.type != "cpu":
-            batch.to(device, non_blocking=True)
+        batch = batch.to(device, non_blocking=True)
+        if views:
+            dataset.transform(batch)
         clips += len(batch.clip_ids)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -112,6 +142,9 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
         configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric"})
     for workers in sorted({worker_counts[0], worker_counts[-1]}):  # the slowest variant: fewer rows
         configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric+student_all"})
+    if device.type == "cpu":
+        for workers in worker_counts:  # the demo's settings
+            configs.append({"cache": 128, "input": 128, "workers": workers, "variant": "photometric"})
 
     loaders = []
     for cfg in configs:
@@ -131,16 +164,17 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
         loader, sampler = make_loader(
             ds, batch_size_per_rank=BATCH, workers=cfg["workers"], seed=0, rank=0, world_size=WORLD
         )
-        warm, _ = time_epoch(loader, sampler, ds, epoch=0, device=device)  # starts the persistent workers
+        warm, _ = time_epoch(loader, sampler, ds, epoch=0, device=device, views=True)  # starts the workers
         cfg["first_epoch_s"] = round(warm, 3)
-        cfg["times"] = []
+        cfg["times"], cfg["views_times"] = [], []
         loaders.append((cfg, loader, sampler, ds))
 
     read_times = []
     for r in range(runs):
         for cfg, loader, sampler, ds in loaders:
-            seconds, clips = time_epoch(loader, sampler, ds, epoch=r + 1, device=device)
-            cfg["times"].append(seconds)
+            for views, times in ((False, cfg["times"]), (True, cfg["views_times"])):
+                seconds, clips = time_epoch(loader, sampler, ds, epoch=r + 1, device=device, views=views)
+                times.append(seconds)
             cfg["clips_per_epoch"] = clips
         for res, store in stores.items():
             order = np.random.default_rng(r).permutation(CLIPS)[:64]
@@ -153,7 +187,8 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
     rows = []
     for cfg in configs:
         rates = [cfg["clips_per_epoch"] / s for s in cfg["times"]]
-        rate = statistics.median(rates)
+        views_rates = [cfg["clips_per_epoch"] / s for s in cfg["views_times"]]
+        rate, views_rate = statistics.median(rates), statistics.median(views_rates)
         rows.append(
             {
                 "cache": cfg["cache"],
@@ -164,9 +199,15 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
                 "clips_per_s_per_process": round(rate / max(cfg["workers"], 1), 1),
                 "ms_per_clip_per_process": round(1000 * max(cfg["workers"], 1) / rate, 2),
                 "runs_clips_per_s": [round(x, 1) for x in rates],
+                "views_clips_per_s": round(views_rate, 1),
+                "views_runs_clips_per_s": [round(x, 1) for x in views_rates],
                 "first_epoch_s": cfg["first_epoch_s"],
             }
         )
+    for row in rows:  # throughput against the same configuration without workers (paired by configuration)
+        none = next(r for r in rows if r["workers"] == worker_counts[0] and _key(r) == _key(row))
+        row["x_workers_0"] = round(row["clips_per_s"] / none["clips_per_s"], 2)
+        row["views_x_workers_0"] = round(row["views_clips_per_s"] / none["views_clips_per_s"], 2)
     reads = {str(res): round(statistics.median(64 / s for rr, s in read_times if rr == res), 1) for res in stores}
     return {
         "benchmark": "loader",
@@ -205,14 +246,26 @@ def markdown(res: dict) -> str:
         f"thread per process. Median of {s['runs']} epochs per row, interleaved round-robin after a warm-up "
         "epoch (first epoch = worker start-up + one epoch).",
         "",
-        "| cache px | input px | variant | workers | clips/s | clips/s per process | ms/clip per process "
-        "| first epoch s |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|",
+        "*loader*: the loader's batches moved to the device; *+ views*: and their views made there "
+        "(DeviceTransform; on the CPU in the training process). × w0: against the same row with no workers."
+        + (
+            " *before*: the earlier run of this benchmark given with --before, whose loader made the views in the "
+            "worker (or the training process with no workers) and sent them as float32; after / before compares "
+            "*+ views* with it."
+            if "before" in res
+            else ""
+        ),
+        "",
+        "| cache px | input px | variant | workers | loader clips/s | × w0 | + views clips/s | × w0 "
+        "| before clips/s | after / before | first epoch s |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
+        before = f"{r['before_clips_per_s']:.0f} | {r['views_x_before']:.2f}" if "before_clips_per_s" in r else "– | –"
         lines.append(
             f"| {r['cache']} | {r['input']} | {r['variant']} | {r['workers']} | {r['clips_per_s']:.0f} | "
-            f"{r['clips_per_s_per_process']:.0f} | {r['ms_per_clip_per_process']:.2f} | {r['first_epoch_s']:.2f} |"
+            f"{r['x_workers_0']:.2f} | {r['views_clips_per_s']:.0f} | {r['views_x_workers_0']:.2f} | {before} | "
+            f"{r['first_epoch_s']:.2f} |"
         )
     reads = res["store_read_only_clips_per_s"]
     lines += [
@@ -222,11 +275,12 @@ def markdown(res: dict) -> str:
         + ".",
         "",
         "workers = 0 loads in the training process itself; with workers > 0 the training process only receives "
-        "batches. On this 2-core machine, 2 workers compete with the main process and with each other. A worker's "
-        "ms/clip includes sending the batch: float32 views through shared memory (7.2 MB per clip at 224 px; "
-        "the collate stacks straight into shared memory, which doubled 1-worker throughput). The student's "
-        "photometric view of all 12 frames is dominated by torchvision's Gaussian blur (depthwise conv2d) and hue "
-        "shift on CPU.",
+        "batches. On this 2-core machine, 2 workers compete with the main process and with each other. A batch "
+        "carries the stored uint8 frames (0.6 MB per clip at 128 px, 2.4 MB at 256 px, through shared memory) "
+        "instead of float32 views (7.8 MB per clip at 224 px). Making an item is now cheap (reading, the crop "
+        "draw, the points), so a worker's time goes mostly to sending its batch: a new shared-memory segment per "
+        "batch whose pages the kernel maps one by one. The student's photometric view of all 12 frames is "
+        "dominated by torchvision's Gaussian blur (depthwise conv2d) and hue shift on CPU.",
         "",
         f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}; Python {m['python']}, torch "
         f"{m['torch']}, torchvision {m['torchvision']}, numpy {m['numpy']}, zarr {m['zarr']}.",
@@ -242,6 +296,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where each batch is copied")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2], help="DataLoader worker counts")
+    parser.add_argument("--before", type=Path, help="an earlier run's loader.json to compare with")
     parser.add_argument("--markdown-only", action="store_true", help="only rewrite loader.md from loader.json")
     args = parser.parse_args()
     name = "loader" if args.device == "cpu" else f"loader_{args.device}"
@@ -256,6 +311,8 @@ def main() -> None:
         res = run(args.runs, tmp, torch.device(args.device), args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.before is not None:
+        add_before(res, json.loads(args.before.read_text()))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"{name}.md").write_text(markdown(res))

@@ -1,8 +1,10 @@
 """Training-step benchmark: ms per MoSiC step on CPU with cached tracks vs a tracker run inside the step.
 
-One step is what :func:`mosic.train.loop.train` does per batch: :func:`mosic.train.step.train_step` (teacher
-forward + Sinkhorn, student forward, loss, backward, gradient clipping (``train.grad_clip``), fused AdamW and
-the EMA update) and reading its statistics back (what the loop does every step on the CPU).
+One step is what :func:`mosic.train.loop.train` does per batch: the views (:class:`mosic.train.data.DeviceTransform`
+on the loader's uint8 batch: crop, resize, flip, normalisation, photometric augmentation; on the CPU here),
+:func:`mosic.train.step.train_step` (teacher forward + Sinkhorn, student forward, loss, backward, gradient
+clipping (``train.grad_clip``), fused AdamW and the EMA update) and reading its statistics back (what the loop
+does every step on the CPU).
 The learning-rate schedule, logging and checkpoints are left out.
 
 Model and settings: ``config.yaml``'s ``train:`` section (the demo: timm ``test_vit`` with random weights, every
@@ -12,8 +14,8 @@ batch_size = 8 and input_size = 128 (and 224); T = 12 frames per clip.
 Data (a temporary directory, removed at the end): 33 clips of 12 frames cut from the first 11 videos of the
 ``synthetic:`` section (128 x 128), tracked with :class:`mosic.tracking.lk.LKTracker` (``track.lk`` settings) on
 a 32 x 32 grid and written with :class:`mosic.store.ShardWriter`; :class:`mosic.train.data.TrainClips` +
-:func:`mosic.train.data.collate` turn the first 32 into 4 batches of 8 (built before timing; step i uses batch
-i mod 4, so every variant sees the same batches).
+:func:`mosic.train.data.collate` turn the first 32 into 4 loader batches of 8 (read before timing; step i uses
+batch i mod 4, so every variant sees the same batches; each variant makes the views its loss needs).
 
 Variants (each its own network from the same seed and its own AdamW):
 
@@ -77,7 +79,7 @@ from mosic.model.ema import make_teacher  # noqa: E402
 from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
 from mosic.tracking.base import grid_queries  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
-from mosic.train.data import ClipBatch, collate  # noqa: E402
+from mosic.train.data import DeviceTransform, RawBatch, collate  # noqa: E402
 from mosic.train.loop import PRESETS, build_dataset, build_net, build_optimizer  # noqa: E402
 from mosic.train.presets import Preset  # noqa: E402
 from mosic.train.step import step_seed, train_step  # noqa: E402
@@ -140,18 +142,22 @@ class Runner:
     net: torch.nn.Module
     teacher: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    batches: list[ClipBatch]
+    batches: list[RawBatch]
+    transform: DeviceTransform
     clips_uint8: list[np.ndarray]  # per batch: uint8 [B, T, S, S, 3], what the in-step tracker reads
     tracker: LKTracker | None
     steps: int = 0
     times: list[float] = field(default_factory=list)
+    views_times: list[float] = field(default_factory=list)
     tracker_times: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
 
     def step(self, timed: bool) -> float:
         """One training step; returns (and, when timed, records) its seconds."""
-        batch = self.batches[self.steps % len(self.batches)]
+        raw = self.batches[self.steps % len(self.batches)]
         start = time.perf_counter()
+        batch = self.transform(raw)
+        viewed = time.perf_counter()
         if self.tracker is not None:
             clips = self.clips_uint8[self.steps % len(self.batches)]
             queries = grid_queries(self.size, self.size, STEP_GRID)
@@ -171,7 +177,8 @@ class Runner:
         self.steps += 1
         if timed:
             self.times.append(seconds)
-            self.tracker_times.append(tracked - start)
+            self.views_times.append(viewed - start)
+            self.tracker_times.append(tracked - viewed)
             self.losses.append(loss)
         return seconds
 
@@ -216,15 +223,16 @@ def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig) -> TrackSt
     return TrackStore([path])
 
 
-def make_batches(store: TrackStore, cfg: TrainConfig, preset: Preset) -> tuple[list[ClipBatch], list[np.ndarray]]:
-    """NUM_BATCHES batches (with the student's view of every frame) and their teacher views as uint8 clips."""
-    dataset = build_dataset(store, cfg, preset, student_all_frames=True)
+def make_batches(store: TrackStore, cfg: TrainConfig, preset: Preset) -> tuple[list[RawBatch], list[np.ndarray]]:
+    """NUM_BATCHES loader batches and their teacher views as uint8 clips."""
+    dataset = build_dataset(store, cfg, preset)
     mean = torch.tensor(preset.mean).view(3, 1, 1)
     std = torch.tensor(preset.std).view(3, 1, 1)
     batches, clips = [], []
     for b in range(NUM_BATCHES):
         batch = collate([dataset[(0, b * BATCH + i)] for i in range(BATCH)])
-        pixels = ((batch.video * std + mean) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
+        video = dataset.transform(batch).video
+        pixels = ((video * std + mean) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         batches.append(batch)
         clips.append(pixels.permute(0, 1, 3, 4, 2).contiguous().numpy())  # [B, T, S, S, 3]
     return batches, clips
@@ -292,6 +300,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 "seed": 0,
                 "track_source": "cached",
                 "transposed_gather": False,
+                "init": "random",  # config.yaml says pretrain: a start the workflow makes
             },
             "train",
         )
@@ -304,7 +313,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             teacher = make_teacher(net)
             optimizer = build_optimizer(net, cfg)
             tracker = make_lk(lk, args.lk_threads) if variant.tracker else None
-            runners.append(Runner(variant, size, cfg, preset, net, teacher, optimizer, batches, clips, tracker))
+            transform = build_dataset(store, cfg, preset).transform  # the student's views the variant needs
+            runners.append(
+                Runner(variant, size, cfg, preset, net, teacher, optimizer, batches, transform, clips, tracker)
+            )
     setup_s = time.perf_counter() - started
 
     for _ in range(args.warmup):
@@ -330,6 +342,10 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "ms_max": round(max(ms), 1),
             "ratio_vs_cached": round(statistics.median(a / b for a, b in zip(r.times, base.times, strict=True)), 2),
             "runs_ms": [round(x, 1) for x in ms],
+            "views_ms_median": round(statistics.median(1000 * t for t in r.views_times), 1),
+            "train_step_ms_median": round(
+                statistics.median(1000 * (a - b) for a, b in zip(r.times, r.views_times, strict=True)), 1
+            ),
             "final_loss": round(r.losses[-1], 4),
         }
         if r.variant.tracker:
@@ -430,24 +446,44 @@ def markdown(res: dict[str, Any]) -> str:
         f"batch {s['batch_size']} clips, T = {s['T']}, N = {s['num_points']} points, K = {s['num_prototypes']}; "
         f"other settings from `config.yaml`'s `train:` section. Data: {s['cache']['clips']} synthetic clips at "
         f"{s['cache']['size'][0]}x{s['cache']['size'][1]}, LK-tracked on a {s['cache']['grid']}x{s['cache']['grid']}"
-        f" grid into a track store, {s['batches']} batches made with TrainClips + collate before timing. "
+        f" grid into a track store, {s['batches']} loader batches (TrainClips + collate: uint8 frames and the "
+        "draws) read before timing; each step makes its views (DeviceTransform) on the CPU, then trains. "
         f"Median of {s['runs']} steps per row after {s['warmup']} warm-up steps, all rows interleaved "
         "round-robin; ratios are medians of per-round (paired) ratios.",
         "",
-        "| input px | variant | teacher frames | student frames | ms/step median | min–max | × cached |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| input px | variant | teacher frames | student frames | ms/step median | min–max | × cached "
+        "| of which views ms | before ms/step | after / before |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
+        before = f"{r['before_ms_median']:.0f} | {r['x_before']:.2f}" if "before_ms_median" in r else "– | –"
         lines.append(
             f"| {r['input']} | {r['variant']} | {r['teacher_frames']} | {r['student_frames']} | "
-            f"{r['ms_median']:.0f} | {r['ms_min']:.0f}–{r['ms_max']:.0f} | {r['ratio_vs_cached']:.2f} |"
+            f"{r['ms_median']:.0f} | {r['ms_min']:.0f}–{r['ms_max']:.0f} | {r['ratio_vs_cached']:.2f} | "
+            f"{r['views_ms_median']:.0f} | {before} |"
+        )
+    if "before" in res:
+        before_load = res["before"]["load_average_1_5_15min"]
+        lines += [
+            "",
+            f"*before*: the earlier run given with --before (1-minute load average {before_load['start'][0]} at its "
+            f"start, {before_load['end'][0]} at its end), "
+            "whose batches came with their views made by the loader, so its step had none to make. After / before "
+            "is the ratio of the medians; each run's rows are interleaved, the two runs are not.",
+        ]
+    lines += ["", "Of which the views (crop, resize, flip, normalisation, photometric; 8 clips, DeviceTransform):", ""]
+    for size in s["sizes"]:
+        lines.append(
+            f"- {size} px: "
+            + ", ".join(f"{r['variant']} {r['views_ms_median']:.0f} ms" for r in res["rows"] if r["input"] == size)
+            + "."
         )
     lines += ["", "Of which the in-step LK tracker (8 clips, 16x16 grid, at the input resolution):", ""]
     for r in res["rows"]:
         if r["tracker_in_step"]:
             lines.append(
                 f"- {r['input']} px, {r['variant']}: tracking {r['tracker_ms_median']:.0f} ms per batch "
-                f"({r['tracker_ms_per_clip_median']:.1f} ms per clip), step {r['step_only_ms_median']:.0f} ms."
+                f"({r['tracker_ms_per_clip_median']:.1f} ms per clip), views + step {r['step_only_ms_median']:.0f} ms."
             )
     lines += ["", "| input px | comparison | ratio (paired median) | ratio of medians |", "|---:|---|---:|---:|"]
     for c in res["comparisons"]:
@@ -513,6 +549,7 @@ def main() -> None:
     parser.add_argument("--lk-threads", type=int, default=2, help="OpenCV threads of the in-step LK tracker")
     parser.add_argument("--cotracker-clips", type=int, default=1, help="clips CoTracker3 is timed on, if installed")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
+    parser.add_argument("--before", type=Path, help="an earlier run's train_step.json to compare with")
     parser.add_argument("--markdown-only", action="store_true", help="only rewrite train_step.md from train_step.json")
     args = parser.parse_args()
     if args.markdown_only:
@@ -526,6 +563,14 @@ def main() -> None:
         res = run(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.before is not None:
+        before = json.loads(args.before.read_text())
+        old = {(r["input"], r["variant"]): r for r in before["rows"]}
+        for row in res["rows"]:
+            if (row["input"], row["variant"]) in old:
+                row["before_ms_median"] = old[(row["input"], row["variant"])]["ms_median"]
+                row["x_before"] = round(row["ms_median"] / row["before_ms_median"], 2)
+        res["before"] = {"load_average_1_5_15min": before["load_average_1_5_15min"], "machine": before["machine"]}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_step.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / "train_step.md").write_text(markdown(res))
