@@ -219,6 +219,12 @@ class CoTrackerConfig:
     checkpoint: str = _field("Path to a CoTracker3 offline checkpoint (scaled_offline.pth); '' = torch.hub download.")
     visibility_threshold: float = _field("Visibility probability above which a point counts as visible.", ge=0, le=1)
     autocast: bool = _field("bf16 autocast on CUDA.")
+    batch_size: int = _field(
+        "Clips of one shape tracked in one forward pass (GPU memory grows with it); 1 = one clip at a time.",
+        ge=1,
+        le=256,
+        default=1,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -57,6 +57,12 @@ def test_every_key_is_commented(repo):
         (("synthetic", "num_classes"), 3, "'synthetic.num_classes' is 3; accepted values: an integer >= 5 and <= 6"),
         (("synthetic", "max_speed"), -1, "'synthetic.max_speed' is -1.0; accepted values: a number >= 0.0"),
         (("index", "threads"), True, "'index.threads' must be an integer, got bool"),
+        (
+            ("track", "cotracker", "batch_size"),
+            0,
+            "'track.cotracker.batch_size' is 0; accepted values: an integer >= 1 and <= 256",
+        ),
+        (("track", "cotracker", "batch_size"), 2.5, "'track.cotracker.batch_size' must be an integer, got float"),
         (("dataset",), "ytvos", "'dataset' must be a mapping"),
     ],
 )
@@ -91,6 +97,13 @@ def test_missing_key(default_config_dict):
         parse_config(default_config_dict)
     assert "missing config key 'synthetic.noise'" in str(err.value)
     assert "a number" in str(err.value)
+
+
+def test_cotracker_batch_size_is_required_in_config_yaml(default_config_dict):
+    assert parse_config(default_config_dict).track.cotracker.batch_size == 8
+    del default_config_dict["track"]["cotracker"]["batch_size"]
+    with pytest.raises(ConfigError, match="missing config key 'track.cotracker.batch_size'"):
+        parse_config(default_config_dict)
 
 
 def test_cross_field_checks(default_config_dict):
