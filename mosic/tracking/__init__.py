@@ -7,6 +7,7 @@ Only the contract and the metrics are imported here (numpy only); trackers are b
 
 from mosic.tracking.base import (
     TRACKERS,
+    BatchTracker,
     SourceTracker,
     Tracker,
     TrackResult,
@@ -22,6 +23,7 @@ __all__ = [
     "TAPVID_THRESHOLDS",
     "TrackResult",
     "Tracker",
+    "BatchTracker",
     "SourceTracker",
     "check_clip",
     "grid_queries",

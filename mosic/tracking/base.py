@@ -2,7 +2,9 @@
 
 Trackers are pluggable behind the :class:`Tracker` protocol: the default classical tracker
 (:class:`mosic.tracking.lk.LKTracker`, CPU, no weights), the opt-in learned one
-(:class:`mosic.tracking.cotracker.CoTracker3Tracker`, GPU) and test fakes. A tracker that needs to know where
+(:class:`mosic.tracking.cotracker.CoTracker3Tracker`, GPU) and test fakes. A tracker that can track several clips
+in one call (one forward pass of a learned model on a GPU) also follows :class:`BatchTracker`, and the tracking
+job hands it ``batch_size`` clips at a time. A tracker that needs to know where
 a clip comes from rather than (only) its pixels — the synthetic dataset's exact tracks,
 :class:`mosic.tracking.ground_truth.GroundTruthTracker` — also follows :class:`SourceTracker`, and the tracking
 job gives it the clip's video id and frame indices. :func:`make_tracker` builds one by the name used in
@@ -24,6 +26,7 @@ Coordinate convention (this is where track data is born; every consumer relies o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +36,7 @@ __all__ = [
     "TRACKERS",
     "TrackResult",
     "Tracker",
+    "BatchTracker",
     "SourceTracker",
     "grid_queries",
     "inside_frame",
@@ -113,6 +117,30 @@ class Tracker(Protocol):
 
         Returns:
             The tracks, with ``tracks[0] == queries``.
+        """
+        ...
+
+
+@runtime_checkable
+class BatchTracker(Tracker, Protocol):
+    """A :class:`Tracker` that also tracks several clips in one call, e.g. one batched forward pass on a GPU.
+
+    Attributes:
+        batch_size: the most clips :meth:`track_batch` runs at once; the tracking job gathers this many clips
+            before calling it. A runtime knob like the device, so not part of ``settings``.
+    """
+
+    batch_size: int
+
+    def track_batch(self, clips: Sequence[np.ndarray], queries: np.ndarray) -> list[TrackResult]:
+        """Track the same ``queries`` through each clip; equal, up to float rounding, to one :meth:`track` per clip.
+
+        Args:
+            clips: uint8 [T_b, H_b, W_b, 3] RGB frames each; clips may differ in shape (the tracker groups them).
+            queries: float32 [N, 2] ``(x, y)`` pixel positions on frame 0 of every clip.
+
+        Returns:
+            One result per clip, in the order of ``clips``.
         """
         ...
 

@@ -12,7 +12,8 @@ or let ``torch.hub`` fetch code and weights (needs GitHub and Hugging Face acces
 What the adapter does, and why (facts from ``shared/reference/cotracker.md``, checked against upstream
 commit 82e02e8):
 
-- **One clip at a time** (B = 1): upstream's CoTracker3 crashes for batch > 1 (issue #163).
+- **Several clips per forward pass** (``batch_size``, :meth:`CoTracker3Tracker.track_batch`), although
+  upstream's offline model crashes for batch B > 1 (issue #163; see *Batching* below for why and how).
 - **Explicit queries** ``(t=0, x, y)`` on the caller's grid rather than ``grid_size``, whose points are laid
   out on the 384x512 model canvas and land off the project's grid.
 - **It calls the model itself** instead of ``CoTrackerPredictor.__call__``, because the predictor returns
@@ -34,8 +35,30 @@ commit 82e02e8):
   ``torch.hub`` loads through ``load_state_dict_from_url``, which uses ``weights_only=True`` by default in
   torch >= 2.6.
 
+Batching. ``CoTrackerThreeOffline.forward`` is written for any batch size B except in one place: it starts the
+refinement from ``coords = queried_coords.reshape(B, 1, N, 2).expand(B, T, N, 2)`` (stride 0 along T), and its
+first iteration calls ``coords.view(B * T, N, 2)``, a view that can merge B with a stride-0 T only when B == 1
+(``RuntimeError: view size is not compatible with input tensor's size and stride``). From the second iteration
+on ``coords`` is a fresh tensor, and everything else (the CNN on ``B * T`` frames, ``get_track_feat``,
+``get_correlation_feat``, the correlation MLP, the update transformer) handles B > 1: with only that tensor made
+contiguous, a B = 3 forward gives the B = 1 tracks exactly (checked on a scratch copy of upstream, not shipped).
+Upstream is not ours to edit, and that tensor is made inside ``forward`` from nothing we pass in, so the adapter
+folds the batch in with ``torch.vmap`` instead: ``forward`` runs once and sees B = 1 (vmap hides the clip
+dimension), while vmap's batching rules run each operation once for the whole stack of clips (convolutions,
+matrix products, attention's included, and ``grid_sample`` fold the clip dimension into their own batch
+dimension; no operation of the model falls back to a per-clip loop: the tests turn vmap's fallback warning into
+an error). So it is one batched forward pass, with about as many kernel launches as one clip, not CUDA streams
+over separate forwards. Every clip goes through the same operations as alone, so its tracks equal its batch-1
+tracks up to float rounding (batched kernels may sum in another order: a few 1e-6 px on CPU, random weights); a
+batch of one calls the model directly, as before. Clips of a batch must share T, H and W (the model has one time
+axis and one canvas): :meth:`CoTracker3Tracker.track_batch` groups clips by shape and runs each group in chunks
+of ``batch_size``. Padding shorter clips instead would change their tracks, since every frame attends to every
+other frame.
+
 Cost: about 17 s per 12-frame clip on 2 CPU cores (the model always works at 384x512), so this tracker
-belongs on a GPU; ``needs_gpu`` says so.
+belongs on a GPU; ``needs_gpu`` says so. On an H200, one clip at a time (12 x 224², 1,024 points, fp32) took
+144 ms: 6.9 clips/s. ``benchmarks/cotracker_batch.py --device cuda`` measures clips/s at batch 1 against larger
+batches.
 """
 
 from __future__ import annotations
@@ -44,7 +67,7 @@ import contextlib
 import hashlib
 import logging
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -158,6 +181,9 @@ class CoTracker3Tracker:
         hub_repo: torch.hub repository (``owner/name[:ref]``) used when ``checkpoint`` is None.
         device: torch device; None picks CUDA when available, else CPU (slow: about 17 s per clip).
         autocast: run the model under bfloat16 autocast on CUDA (faster; outputs differ slightly).
+        batch_size: the most clips of one shape tracked in one forward pass (:meth:`track_batch`; see the
+            module docstring). GPU memory grows linearly with it. Not part of ``settings``: like the device,
+            it changes the tracks only by float rounding.
 
     Raises:
         ImportError: when ``checkpoint`` is given and the ``cotracker`` package is not installed (the message
@@ -181,6 +207,7 @@ class CoTracker3Tracker:
         hub_repo: str = "facebookresearch/co-tracker",
         device: str | torch.device | None = None,
         autocast: bool = False,
+        batch_size: int = 1,
     ) -> None:
         if visibility_score not in ("vis", "vis_conf"):
             raise ValueError(f"visibility_score must be 'vis' or 'vis_conf', got {visibility_score!r}")
@@ -188,6 +215,8 @@ class CoTracker3Tracker:
             raise ValueError(f"visibility_threshold must be in [0, 1), got {visibility_threshold}")
         if iters < 1 or support_points < 0:
             raise ValueError(f"need iters >= 1 and support_points >= 0, got {iters}, {support_points}")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if model_resolution is not None:
             h, w = (int(v) for v in model_resolution)
             if h % _STRIDE or w % _STRIDE or h < _STRIDE or w < _STRIDE:
@@ -205,6 +234,7 @@ class CoTracker3Tracker:
             h, w = (int(v) for v in predictor.interp_shape)
         self.model_resolution = (h, w)
         self.autocast = bool(autocast)
+        self.batch_size = batch_size
         self.settings: dict[str, Any] = {
             "model": "cotracker3_offline",
             "source": source,
@@ -254,7 +284,9 @@ class CoTracker3Tracker:
         return predictor, {"kind": "checkpoint", "path": str(path), "sha256": _sha256(path)}
 
     def __repr__(self) -> str:
-        return f"CoTracker3Tracker(settings={self.settings!r}, device={str(self.device)!r})"
+        return (
+            f"CoTracker3Tracker(settings={self.settings!r}, device={str(self.device)!r}, batch_size={self.batch_size})"
+        )
 
     def track(self, clip: np.ndarray, queries: np.ndarray) -> TrackResult:
         """Track ``queries`` through ``clip`` with one forward pass of the model (batch of one).
@@ -268,7 +300,42 @@ class CoTracker3Tracker:
             and the score it thresholds as confidence float32 [T, N].
         """
         clip, queries = check_clip(clip, queries)
-        T, H, W = clip.shape[:3]
+        (result,) = self._track_same_shape([clip], queries)
+        return result
+
+    def track_batch(self, clips: Sequence[np.ndarray], queries: np.ndarray) -> list[TrackResult]:
+        """Track the same ``queries`` through several clips, ``batch_size`` clips per forward pass.
+
+        Clips are grouped by shape (T, H, W), in order of first appearance, and each group runs in chunks of at
+        most ``batch_size`` clips (see the module docstring on batching). Each result equals :meth:`track` of
+        its clip up to float rounding (exactly for a chunk of one).
+
+        Args:
+            clips: uint8 [T_b, H_b, W_b, 3] RGB frames each, H_b, W_b >= 2.
+            queries: float32 [N, 2] ``(x, y)`` pixel positions on frame 0 of every clip.
+
+        Returns:
+            One :class:`TrackResult` per clip, in the order of ``clips``, as :meth:`track` returns it.
+        """
+        checked = []
+        for clip in clips:
+            clip, queries = check_clip(clip, queries)
+            checked.append(clip)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, clip in enumerate(checked):
+            groups.setdefault(clip.shape, []).append(i)
+        results: list[TrackResult | None] = [None] * len(checked)
+        for members in groups.values():
+            for start in range(0, len(members), self.batch_size):
+                chunk = members[start : start + self.batch_size]
+                for i, result in zip(chunk, self._track_same_shape([checked[i] for i in chunk], queries), strict=True):
+                    results[i] = result
+        return results  # type: ignore[return-value]  # every slot was filled above
+
+    def _track_same_shape(self, clips: list[np.ndarray], queries: np.ndarray) -> list[TrackResult]:
+        """One forward pass over B clips of one shape (uint8 [T, H, W, 3] each, checked) and float32 [N, 2] queries."""
+        B = len(clips)
+        T, H, W = clips[0].shape[:3]
         N = queries.shape[0]
         if H < 2 or W < 2:
             raise ValueError(f"frames must be at least 2x2 pixels, got {H}x{W}")
@@ -278,26 +345,49 @@ class CoTracker3Tracker:
         from_model = torch.tensor([(W - 1) / (w - 1), (H - 1) / (h - 1)], dtype=torch.float32)
 
         with torch.inference_mode():
-            # [1, T, 3, H, W] RGB floats 0..255, the layout and range upstream expects.
-            video = torch.from_numpy(clip).to(self.device).permute(0, 3, 1, 2).float()
-            video = F.interpolate(video, size=(h, w), mode="bilinear", align_corners=True)[None]  # [1, T, 3, h, w]
+            # [B, T, 3, h, w] RGB floats 0..255, the layout and range upstream expects; uint8 crosses to the device.
+            video = torch.from_numpy(np.stack(clips)).to(self.device).flatten(0, 1).permute(0, 3, 1, 2).float()
+            video = F.interpolate(video, size=(h, w), mode="bilinear", align_corners=True).unflatten(0, (B, T))
             points = torch.from_numpy(queries) * to_model  # [N, 2] model pixels
             if self.settings["support_points"]:
                 points = torch.cat([points, support_grid(self.settings["support_points"], h, w)])
             query_t = torch.zeros(points.shape[0], 1)  # every query on frame 0
-            model_queries = torch.cat([query_t, points], dim=1)[None].to(self.device)  # [1, N', 3] (t, x, y)
+            model_queries = torch.cat([query_t, points], dim=1).to(self.device)  # [N', 3] (t, x, y)
+            model_queries = model_queries.expand(B, *model_queries.shape)  # [B, N', 3]
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self._use_autocast()):
-                coords, vis, conf, _ = self._model(video=video, queries=model_queries, iters=self.settings["iters"])
-            coords = coords[0, :, :N].float().cpu() * from_model  # [T, N, 2] input pixels
-            vis = vis[0, :, :N].float().cpu()  # [T, N] probabilities
-            conf = conf[0, :, :N].float().cpu()
+                coords, vis, conf = self._forward(video, model_queries)
+            coords = coords[:, :, :N].float().cpu() * from_model  # [B, T, N, 2] input pixels
+            vis = vis[:, :, :N].float().cpu()  # [B, T, N] probabilities
+            conf = conf[:, :, :N].float().cpu()
 
-        tracks = coords.numpy().astype(np.float32)
-        score = (vis * conf if self.settings["visibility_score"] == "vis_conf" else vis).numpy().astype(np.float32)
-        tracks[0] = queries
-        score[0] = 1.0
-        visibility = (score > self.settings["visibility_threshold"]) & inside_frame(tracks, H, W)
-        return TrackResult(tracks=tracks, visibility=visibility, confidence=score)
+        all_tracks = coords.numpy().astype(np.float32)
+        all_scores = (vis * conf if self.settings["visibility_score"] == "vis_conf" else vis).numpy().astype(np.float32)
+        results = []
+        for tracks, score in zip(all_tracks, all_scores, strict=True):
+            tracks[0] = queries
+            score[0] = 1.0
+            visibility = (score > self.settings["visibility_threshold"]) & inside_frame(tracks, H, W)
+            results.append(TrackResult(tracks=tracks, visibility=visibility, confidence=score))
+        return results
+
+    def _forward(self, video: torch.Tensor, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The model on B clips: video float [B, T, 3, h, w] 0..255, queries [B, N', 3] ``(t, x, y)`` model pixels.
+
+        Returns:
+            coords [B, T, N', 2] model pixels, visibility and confidence probabilities [B, T, N'].
+        """
+        iters = self.settings["iters"]
+        if video.shape[0] == 1:
+            coords, vis, conf, _ = self._model(video=video, queries=queries, iters=iters)
+            return coords, vis, conf
+
+        def one_clip(clip: torch.Tensor, clip_queries: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # B = 1 as upstream's forward needs; vmap runs each operation once for every clip (module docstring).
+            coords, vis, conf, _ = self._model(video=clip[None], queries=clip_queries[None], iters=iters)
+            return coords[0], vis[0], conf[0]
+
+        coords, vis, conf = torch.vmap(one_clip)(video, queries)
+        return coords, vis, conf
 
     def _use_autocast(self) -> bool:
         return self.autocast and self.device.type == "cuda"

@@ -8,7 +8,10 @@ grid laid on the clip's first frame (a tracker that reads the clip's source, suc
 :class:`mosic.store.ShardWriter` under its stable id (:func:`mosic.data.clips.clip_id`). With a substep
 (``track.substep``, resolved by :func:`mosic.config.track_substep`) the frames between the sampled ones are
 decoded with them, in the same pass, and the tracker follows the points through them
-(:mod:`mosic.tracking.substep`); only the sampled frames and their tracks are stored. The writer fills a
+(:mod:`mosic.tracking.substep`); only the sampled frames and their tracks are stored. A tracker that tracks
+clips in batches (:class:`mosic.tracking.base.BatchTracker`, CoTracker3 with ``track.cotracker.batch_size``) gets
+its clips ``batch_size`` at a time, gathered across videos in shard order; the store holds the same clips in the
+same order whatever the batch size. The writer fills a
 temporary store and renames it onto the final path only when the shard is complete, so a killed job never
 leaves a partial shard under the final name.
 
@@ -25,6 +28,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +40,8 @@ from tqdm import tqdm
 from mosic.config import TrackConfig
 from mosic.data.readers import VideoInfo, VideoReadError, open_video
 from mosic.store import ClipRecord, ShardWriter
-from mosic.tracking.base import SourceTracker, Tracker, grid_queries, make_tracker
-from mosic.tracking.substep import substep_frames, track_substep
+from mosic.tracking.base import BatchTracker, SourceTracker, Tracker, TrackResult, grid_queries, make_tracker
+from mosic.tracking.substep import substep_frames, track_substep, track_substep_batch
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,7 @@ def tracker_from_config(cfg: TrackConfig, *, scenes_dir: str | Path | None = Non
         checkpoint=cfg.cotracker.checkpoint or None,
         visibility_threshold=cfg.cotracker.visibility_threshold,
         autocast=cfg.cotracker.autocast,
+        batch_size=cfg.cotracker.batch_size,
     )
 
 
@@ -117,6 +122,29 @@ def _video_info(row: Any) -> VideoInfo:
         reason=row.reason,
         rotation=int(getattr(row, "rotation", 0)),  # informational: readers turn frames from the source itself
     )
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class _DecodedClip:
+    """A decoded clip waiting to be tracked: what the store keeps, and the frames the tracker follows."""
+
+    video_id: str
+    clip_id: int
+    frame_indices: np.ndarray  # int [T] the sampled source frames
+    frames: np.ndarray  # uint8 [T, H, W, 3] the sampled frames (stored)
+    dense: np.ndarray  # uint8 [T', H, W, 3] the frames the tracker follows (substep_frames; the sampled ones without)
+    keep: np.ndarray  # int [T] rows of dense that are the sampled frames
+
+
+def _track_clips(tracker: Tracker, clips: list[_DecodedClip], queries: np.ndarray) -> list[TrackResult]:
+    """The tracks of each clip at its sampled frames: one batch call for a batch tracker, else clip by clip."""
+    if isinstance(tracker, SourceTracker):  # reads the clip's source, e.g. ground truth
+        return [
+            tracker.track_source(c.frames, queries, video_id=c.video_id, frame_indices=c.frame_indices) for c in clips
+        ]
+    if isinstance(tracker, BatchTracker):
+        return track_substep_batch(tracker, [c.dense for c in clips], queries, [c.keep for c in clips])
+    return [track_substep(tracker, c.dense, queries, c.keep) for c in clips]
 
 
 def track_shard(
@@ -184,6 +212,11 @@ def track_shard(
         len(queries),
         substep or "none",
     )
+    # A batch tracker gets this many clips per call; the others one at a time (same output, in the same order).
+    batch_size = (
+        tracker.batch_size if isinstance(tracker, BatchTracker) and not isinstance(tracker, SourceTracker) else 1
+    )
+    pending: list[_DecodedClip] = []
     written = skipped = 0
     start = time.perf_counter()
     with ShardWriter(
@@ -194,6 +227,23 @@ def track_shard(
         num_points=len(queries),
         attrs=attrs,
     ) as writer:
+
+        def flush() -> None:  # track the pending clips and append them, in shard order
+            nonlocal written
+            for clip, result in zip(pending, _track_clips(tracker, pending, queries), strict=True):
+                writer.add(
+                    ClipRecord(
+                        video_id=clip.video_id,
+                        clip_id=clip.clip_id,
+                        frame_indices=clip.frame_indices,
+                        frames=clip.frames,
+                        tracks=result.tracks,
+                        visibility=result.visibility,
+                    )
+                )
+            written += len(pending)
+            pending.clear()
+
         for video_id, group in tqdm(clips.groupby("video_id", sort=True), desc=f"shard {shard}", unit="video"):
             info = _video_info(next(group.itertuples()))  # the video's index row, repeated on each clip
             try:
@@ -215,23 +265,18 @@ def track_shard(
                         if reason:
                             reasons[int(row.clip_id)] = (int(row.clip), reason)
                             continue
-                        if isinstance(tracker, SourceTracker):  # reads the clip's source, e.g. ground truth
-                            result = tracker.track_source(
-                                frames, queries, video_id=video_id, frame_indices=frame_indices
-                            )
-                        else:
-                            result = track_substep(tracker, dense, queries, keep)
-                        writer.add(
-                            ClipRecord(
+                        pending.append(
+                            _DecodedClip(
                                 video_id=video_id,
                                 clip_id=int(row.clip_id),
                                 frame_indices=frame_indices,
                                 frames=frames,
-                                tracks=result.tracks,
-                                visibility=result.visibility,
+                                dense=dense,
+                                keep=keep,
                             )
                         )
-                        written += 1
+                        if len(pending) == batch_size:
+                            flush()
             for clip_id, (clip, reason) in reasons.items():
                 message = f"{video_id} clip {clip} ({info.path}): {reason}"
                 if track.on_bad_clip == "fail":
@@ -239,6 +284,7 @@ def track_shard(
                 logger.warning("skipped %s", message)
                 writer.skip(video_id, clip_id, reason)
                 skipped += 1
+        flush()  # the last clips: fewer than batch_size when the shard's clip count is not a multiple
     elapsed = time.perf_counter() - start
     logger.info(
         "shard %d: wrote %d clips, skipped %d, in %.1f s (%.1f ms per clip)",

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mosic.tracking.base import Tracker, TrackResult
+from mosic.tracking.base import BatchTracker, Tracker, TrackResult
 
-__all__ = ["substep_frames", "keep_frames", "track_substep"]
+__all__ = ["substep_frames", "keep_frames", "track_substep", "track_substep_batch"]
 
 
 def substep_frames(frame_indices: np.ndarray, substep: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +83,29 @@ def track_substep(tracker: Tracker, dense: np.ndarray, queries: np.ndarray, keep
     Returns:
         The :class:`TrackResult` of the T sampled frames.
     """
-    result = tracker.track(dense, queries)
+    return _sampled(tracker.track(dense, queries), keep)
+
+
+def track_substep_batch(
+    tracker: BatchTracker, dense: list[np.ndarray], queries: np.ndarray, keep: list[np.ndarray]
+) -> list[TrackResult]:
+    """:func:`track_substep` for several clips, tracked in one :meth:`BatchTracker.track_batch` call.
+
+    Args:
+        tracker: a tracker that tracks clips in batches.
+        dense: uint8 [T'_b, H, W, 3] each clip's dense frames; lengths may differ (short videos get fewer
+            in-between frames), and the tracker batches clips of equal length together.
+        queries: float32 [N, 2] ``(x, y)`` on the first frame of every clip.
+        keep: int [T] for each clip, the rows of its dense frames that are its sampled frames.
+
+    Returns:
+        The :class:`TrackResult` of each clip's T sampled frames, in order.
+    """
+    results = tracker.track_batch(dense, queries)
+    return [_sampled(result, k) for result, k in zip(results, keep, strict=True)]
+
+
+def _sampled(result: TrackResult, keep: np.ndarray) -> TrackResult:
     if keep.size == result.num_frames and np.array_equal(keep, np.arange(keep.size)):
         return result  # nothing was inserted: the tracker saw the sampled clip itself
     return keep_frames(result, keep)

@@ -2,7 +2,9 @@
 
 The fake predictor mimics what the adapter uses of upstream (``CoTrackerPredictor(checkpoint=None, ...)``
 with ``.model`` and ``.interp_shape``; ``model(video=, queries=, iters=)`` returning coordinates and two
-probabilities) and records every call. The last test runs the real package when it is installed.
+probabilities) and records every call. Batches (``track_batch``, the shard job at ``batch_size`` 3) are checked
+against clip-by-clip tracking with a fake whose output depends on each clip's pixels. The tests marked by
+``importorskip("cotracker")`` run the real package (random weights) when it is installed.
 """
 
 import json
@@ -11,13 +13,20 @@ import pickle
 import re
 import sys
 import types
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from mosic.tracking import Tracker, grid_queries, inside_frame, make_tracker
+from mosic.config import ClipsConfig, CoTrackerConfig, DatasetConfig, IndexConfig, LKConfig, TrackConfig
+from mosic.data.index import run_index
+from mosic.store import ShardReader, verify_shard
+from mosic.tracking import BatchTracker, Tracker, grid_queries, inside_frame, make_tracker
 from mosic.tracking.cotracker import INSTALL_HINT, CoTracker3Tracker, load_checkpoint, support_grid
+from mosic.tracking.shard import track_shard, tracker_from_config
 
 MODEL_HW = (16, 24)  # the fake's model resolution (upstream: 384 x 512)
 STEP = torch.tensor([1.0, 0.5])  # the fake moves every point by this many model pixels per frame
@@ -40,6 +49,24 @@ class FakeModel(torch.nn.Module):
         coords = queries[:, None, :, 1:] + t * STEP  # [B, T, N, 2]
         vis = torch.where(torch.arange(N) % 2 == 0, 0.95, 0.5).expand(B, T, N)
         conf = torch.full((B, T, N), 0.7)
+        return coords, vis, conf, None
+
+
+class ContentModel(FakeModel):
+    """FakeModel whose output also depends on each clip's pixels, so a batch that mixed clips up would show.
+
+    Frame t moves every point by a further (its top-left red value / 64) model px in x and y, and the visibility
+    probability of point n is ``frac(5 * green / 255 + 0.37 n)`` (top-left green of frame t): elementwise maths
+    only, so the batched (vmapped) call gives exactly the values of single calls. Resizing keeps corner pixels
+    (``align_corners=True``).
+    """
+
+    def forward(self, video, queries, iters=4):
+        coords, _, conf, _ = super().forward(video, queries, iters)
+        corner = video[:, :, :, 0, 0]  # [B, T, 3]
+        coords = coords + (corner[..., 0] / 64)[..., None, None]
+        points = torch.arange(queries.shape[1], dtype=torch.float32)
+        vis = torch.frac(corner[..., 1, None] / 255 * 5 + 0.37 * points)  # [B, T, N]
         return coords, vis, conf, None
 
 
@@ -121,6 +148,132 @@ def test_contract_inputs_and_outputs(fake_cotracker, checkpoint):
 
     tracker.track(coloured_clip(T, H, W), queries)
     assert len(model.calls) == 2  # one call per clip, never batched
+
+
+def content_tracker(checkpoint, **kw) -> CoTracker3Tracker:
+    """A tracker on :class:`ContentModel` (needs the ``fake_cotracker`` fixture)."""
+    tracker = CoTracker3Tracker(checkpoint=checkpoint, device="cpu", visibility_threshold=0.5, **kw)
+    tracker._model = ContentModel()
+    return tracker
+
+
+def assert_same_results(got, expected):
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a.tracks, b.tracks)
+        np.testing.assert_array_equal(a.visibility, b.visibility)
+        np.testing.assert_array_equal(a.confidence, b.confidence)
+
+
+def test_track_batch_equals_clip_by_clip_in_one_forward_per_chunk(fake_cotracker, checkpoint):
+    rng = np.random.default_rng(0)
+    shapes = [(5, 21, 33)] * 2 + [(7, 21, 33)] + [(5, 21, 33)] * 2  # a longer clip in the middle
+    clips = [rng.integers(0, 256, shape + (3,), dtype=np.uint8) for shape in shapes]
+    queries = np.array([[0.0, 0.0], [32.0, 20.0], [16.0, 10.0], [25.5, 3.25], [3.0, 17.0]], np.float32)
+    single = content_tracker(checkpoint)
+    expected = [single.track(clip, queries) for clip in clips]
+    assert len(single._model.calls) == 5
+
+    batched = content_tracker(checkpoint, batch_size=3)
+    assert isinstance(batched, BatchTracker) and batched.batch_size == 3
+    results = batched.track_batch(clips, queries)
+    assert_same_results(results, expected)
+    assert 0 < np.mean([r.visibility[1:].mean() for r in results]) < 1  # the comparison covers both outcomes
+    # The 4 five-frame clips run as chunks of 3 and 1, then the 7-frame clip: 3 forward passes, not 5.
+    assert [call["video"].shape[1] for call in batched._model.calls] == [5, 5, 7]
+    assert batched.track_batch([], queries) == []
+
+
+def test_batch_size_is_validated_and_read_from_the_config(fake_cotracker, checkpoint, monkeypatch):
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            CoTracker3Tracker(checkpoint=checkpoint, device="cpu", batch_size=bad)
+    assert "batch_size" not in CoTracker3Tracker(checkpoint=checkpoint, device="cpu", batch_size=4).settings
+    monkeypatch.setattr(torch.hub, "load", lambda *args, **kwargs: FakePredictor())
+    cfg = CoTrackerConfig(checkpoint="", visibility_threshold=0.9, autocast=False, batch_size=5)
+    tracker = tracker_from_config(shard_track_cfg(cotracker=cfg))
+    assert isinstance(tracker, CoTracker3Tracker) and tracker.batch_size == 5
+    assert CoTrackerConfig(checkpoint="", visibility_threshold=0.9, autocast=False).batch_size == 1
+
+
+# --- the shard job at batch sizes 1 and 3 --------------------------------------------------------------------------
+PROV = {"mosic_version": "0.1.0", "git_sha": "test", "config": {}, "config_hash": "x"}
+# 3 frames at step 2; a 4-frame video is shorter than one clip (5 frames), so its step shrinks to 1 (padded).
+SHARD_CLIPS = ClipsConfig(mode="regular", num_frames=3, step=2, clips_per_video=2, short_videos="pad", seed=0,
+                          num_shards=1)  # fmt: skip
+
+
+def shard_track_cfg(**kw) -> TrackConfig:
+    base = dict(
+        tracker="cotracker3",
+        height=24,
+        width=32,
+        grid=3,
+        on_bad_clip="skip",
+        threads=1,
+        lk=LKConfig(win_size=15, levels=2, fb_threshold=2.0, max_iter=30, eps=0.01),
+        cotracker=CoTrackerConfig(checkpoint="", visibility_threshold=0.5, autocast=False),
+    )
+    return TrackConfig(**{**base, **kw})
+
+
+@pytest.fixture
+def shard_clips(tmp_path) -> Path:
+    """Clip list of one shard: 8 good clips of 4 videos (one short), an all-black video in the middle."""
+    rng = np.random.default_rng(1)
+    root = tmp_path / "ytvos"
+    lengths = {"a": 9, "b": 9, "c_black": 9, "c_short": 4, "d": 9}
+    for video, length in lengths.items():
+        folder = root / "JPEGImages" / video
+        folder.mkdir(parents=True)
+        for t in range(length):
+            frame = np.zeros((24, 32, 3), np.uint8) if video == "c_black" else rng.integers(0, 256, (24, 32, 3))
+            Image.fromarray(frame.astype(np.uint8)).save(folder / f"{t:05d}.png")
+    run_index(
+        root=root,
+        dataset=DatasetConfig(name="t", kind="ytvos", root=str(root), split="", on_error="skip"),
+        index=IndexConfig(verify_frames=False, threads=1),
+        clips=SHARD_CLIPS,
+        index_path=tmp_path / "index.parquet",
+        clips_path=tmp_path / "clips.parquet",
+        provenance=PROV,
+        shard_paths=[tmp_path / "shard_00000.parquet"],
+    )
+    return tmp_path / "shard_00000.parquet"
+
+
+@pytest.mark.parametrize("substep", [None, 1])
+def test_track_shard_is_the_same_at_batch_sizes_1_and_3(fake_cotracker, checkpoint, shard_clips, tmp_path, substep):
+    readers, calls = [], []
+    for batch_size in (1, 3):
+        tracker = content_tracker(checkpoint, batch_size=batch_size)
+        out = tmp_path / f"batch{batch_size}.zarr"
+        summary = track_shard(shard=0, clips_path=shard_clips, num_frames=3, track=shard_track_cfg(), out_path=out,
+                              provenance=PROV, tracker=tracker, substep=substep)  # fmt: skip
+        assert summary == {"clips": 8, "skipped": 2} and verify_shard(out) == []
+        readers.append(ShardReader(out))
+        calls.append([call["video"].shape[1] for call in tracker._model.calls])
+    one, three = readers
+    assert list(one.clip_ids) == list(three.clip_ids) and len(one) == 8
+    assert one.attrs["skipped"] == three.attrs["skipped"]
+    assert {s["video_id"] for s in one.attrs["skipped"]} == {"c_black"}
+    assert one.attrs["tracker"] == three.attrs["tracker"]
+    for i in range(len(one)):
+        x, y = one[i], three[i]
+        assert x.video_id == y.video_id
+        np.testing.assert_array_equal(x.frame_indices, y.frame_indices)
+        np.testing.assert_array_equal(x.frames, y.frames)
+        np.testing.assert_array_equal(x.tracks, y.tracks)
+        np.testing.assert_array_equal(x.visibility, y.visibility)
+    visible = np.mean([one[i].visibility[1:].mean() for i in range(len(one))])
+    assert 0 < visible < 1
+    # Batches of 3 in shard order: a a b | b s s | d d (s: c_short). The short video's clips are padded, so with
+    # substep 1 their dense clips (3 frames) are shorter than the others (5 frames) and the middle batch runs
+    # as two forward passes.
+    if substep:
+        assert calls == [[5, 5, 5, 5, 3, 3, 5, 5], [5, 5, 3, 5]]
+    else:
+        assert calls == [[3] * 8, [3, 3, 3]]
 
 
 def test_substep_tracks_the_dense_clip_in_one_call_and_keeps_the_sampled_frames(fake_cotracker, checkpoint):
@@ -275,6 +428,63 @@ def test_real_cotracker_matches_its_predictor(tmp_path):
     tracks, visibility = upstream(video, queries=q)
     np.testing.assert_allclose(result.tracks, tracks[0].numpy(), atol=1e-4)
     np.testing.assert_array_equal(result.visibility, visibility[0].numpy() & inside_frame(result.tracks, 32, 40))
+
+
+def random_weights(tmp_path: Path) -> Path:
+    """A state dict of upstream's offline model with random weights (the package must be importable)."""
+    from cotracker.predictor import CoTrackerPredictor
+
+    with torch.random.fork_rng():
+        model = CoTrackerPredictor(checkpoint=None).model
+    path = tmp_path / "random_offline.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def assert_batch_matches_batch_one(tracker: CoTracker3Tracker, clips: list[np.ndarray], queries: np.ndarray) -> None:
+    """Tracks of ``track_batch`` within 1e-3 px of one clip at a time; no vmap fallback to a per-clip loop."""
+    expected = [tracker.track(clip, queries) for clip in clips]
+    enable = getattr(torch._C._functorch, "_set_vmap_fallback_warning_enabled", None)
+    if enable is not None:
+        enable(True)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*performance drop.*")  # a vmap fallback
+            results = tracker.track_batch(clips, queries)
+    finally:
+        if enable is not None:
+            enable(False)
+    for got, want in zip(results, expected, strict=True):
+        np.testing.assert_allclose(got.tracks, want.tracks, rtol=0, atol=1e-3)
+        np.testing.assert_allclose(got.confidence, want.confidence, rtol=0, atol=1e-4)
+        np.testing.assert_array_equal(got.visibility, want.visibility)
+
+
+@pytest.mark.slow
+def test_real_cotracker_batch_equals_batch_one(tmp_path):
+    """Upstream's model (random weights, 64² canvas) on 3 + 1 clips at batch_size 3 against batch 1 on the CPU."""
+    pytest.importorskip("cotracker")
+    tracker = CoTracker3Tracker(checkpoint=random_weights(tmp_path), model_resolution=(64, 64), device="cpu",
+                                batch_size=3)  # fmt: skip
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 256, (4, 32, 40, 3), dtype=np.uint8) for _ in range(3)]
+    clips.insert(1, rng.integers(0, 256, (5, 32, 40, 3), dtype=np.uint8))  # another length: its own pass
+    assert_batch_matches_batch_one(tracker, clips, grid_queries(32, 40, 3))
+
+
+@pytest.mark.gpu
+def test_real_cotracker_batch_equals_batch_one_on_cuda(tmp_path):
+    """The same on CUDA at the trained 384x512 canvas, 4 clips of 12 x 224², 256 points (TF32 off: fp32 maths)."""
+    pytest.importorskip("cotracker")
+    tracker = CoTracker3Tracker(checkpoint=random_weights(tmp_path), device="cuda", batch_size=4)
+    rng = np.random.default_rng(0)
+    clips = [rng.integers(0, 256, (12, 224, 224, 3), dtype=np.uint8) for _ in range(4)]
+    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        assert_batch_matches_batch_one(tracker, clips, grid_queries(224, 224, 16))
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
 
 
 class _RunsShell:
