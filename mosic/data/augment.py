@@ -47,7 +47,6 @@ __all__ = [
     "random_resized_crop_box",
     "crop_resize_frames",
     "map_points",
-    "inside_frame",
     "sample_photometric",
     "apply_photometric",
     "apply_photometric_batch",
@@ -154,13 +153,6 @@ def map_points(points: np.ndarray, box: CropBox, size: int, flip: bool) -> np.nd
     if flip:
         x = (size - 1) - x
     return np.stack([x, y], axis=-1).astype(np.float32)
-
-
-def inside_frame(points: np.ndarray, size: int) -> np.ndarray:
-    """bool [...]: whether points (float [..., 2]) lie in ``[-0.5, S - 0.5)`` on both axes (False for NaN)."""
-    lo, hi = -0.5, size - 0.5
-    x, y = points[..., 0], points[..., 1]
-    return (x >= lo) & (x < hi) & (y >= lo) & (y < hi)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -70,11 +70,11 @@ from mosic.data.augment import (
     Photometric,
     apply_photometric_batch,
     crop_resize_frames,
-    inside_frame,
     map_points,
     random_resized_crop_box,
     sample_photometric,
 )
+from mosic.geometry import inside_image
 from mosic.store import TrackStore
 
 __all__ = [
@@ -342,7 +342,7 @@ class TrainClips(Dataset):
         s, n = self.input_size, self.num_points
         t = cached.shape[0]
         mapped = map_points(cached, box, s, flip)  # [T, Nc, 2]
-        vis = cached_vis & inside_frame(mapped, s)  # NaN compares False: never visible
+        vis = cached_vis & inside_image(mapped, s, s)  # NaN compares False: never visible
         qualify = np.flatnonzero(vis[0])
         if len(qualify) == 0:
             return np.full((t, n, 2), (s - 1) / 2, dtype=np.float32), np.zeros((t, n), dtype=bool)

@@ -13,7 +13,6 @@ from mosic.data.augment import (
     apply_photometric,
     apply_photometric_batch,
     crop_resize_frames,
-    inside_frame,
     map_points,
     random_resized_crop_box,
     sample_photometric,
@@ -50,11 +49,6 @@ def test_map_points_formula_and_flip():
     flipped = map_points(pts, box, 32, True)
     np.testing.assert_allclose(flipped[:, 0], 31 - map_points(pts, box, 32, False)[:, 0])
     assert np.isnan(map_points(np.array([[np.nan, 1.0]]), box, 32, False)[0, 0])
-
-
-def test_inside_frame_is_half_open():
-    pts = np.array([[-0.5, 0], [-0.51, 0], [9.49, 9.49], [9.5, 0], [0, 9.5], [np.nan, 0]], dtype=np.float32)
-    assert inside_frame(pts, 10).tolist() == [True, False, True, False, False, False]
 
 
 def test_crop_box_within_bounds_scale_and_ratio():

@@ -24,13 +24,13 @@ from mosic.data.synthetic import (
     image_ids,
     instance_at,
     load_scene,
-    query_grid,
     render_image,
     render_scene,
     render_video,
     voc_palette,
 )
 from mosic.data.textures import CLASSES, SHAPES, class_names, texture, texture_families
+from mosic.geometry import grid_queries
 
 TINY = SyntheticConfig(
     seed=3,
@@ -198,14 +198,6 @@ def test_mp4_odd_frame_size(tmp_path: Path) -> None:
 # --- ground truth ---------------------------------------------------------------------------------------
 
 
-def test_query_grid_is_at_patch_centres() -> None:
-    q = query_grid(128, 96, 16)
-    assert q.shape == (256, 2) and q.dtype == np.float32
-    np.testing.assert_allclose(q[0], [96 / 32 - 0.5, 128 / 32 - 0.5])
-    np.testing.assert_allclose(q[1], [3 * 96 / 32 - 0.5, 3.5])  # x runs fastest
-    np.testing.assert_allclose(q[-1], [95 - 96 / 32 + 0.5, 127 - 3.5])
-
-
 def test_visible_tracks_land_on_their_instance(generated: Path) -> None:
     agree, total = 0, 0
     for i in range(TINY.num_videos):
@@ -255,7 +247,7 @@ def test_load_scene_rejects_other_json(tmp_path: Path) -> None:
 
 def test_tracks_from_a_later_query_frame_agree() -> None:
     video = render_video(TINY, 0)
-    queries = query_grid(TINY.height, TINY.width, TINY.track_grid)
+    queries = grid_queries(TINY.height, TINY.width, TINY.track_grid)
     tracks, vis = ground_truth_tracks(video.scene, queries, 0)
     t0 = 5
     keep = vis[t0]
@@ -265,7 +257,7 @@ def test_tracks_from_a_later_query_frame_agree() -> None:
 
 
 def test_points_leave_the_frame_and_get_occluded(demo_videos) -> None:
-    queries = query_grid(DEMO.height, DEMO.width, DEMO.track_grid)
+    queries = grid_queries(DEMO.height, DEMO.width, DEMO.track_grid)
     left, occluded = 0, 0
     for video in demo_videos:
         tracks, vis = ground_truth_tracks(video.scene, queries)
@@ -295,7 +287,7 @@ def _bilinear(frames: np.ndarray, points: np.ndarray) -> np.ndarray:
 def test_colour_along_tracks_varies_less_than_static_points(demo_videos) -> None:
     # Object points, 3 frames apart (the demo's clip step): following the track must beat staying put, even
     # though appearance drifts along the track.
-    queries = query_grid(DEMO.height, DEMO.width, DEMO.track_grid)
+    queries = grid_queries(DEMO.height, DEMO.width, DEMO.track_grid)
     tracked, static = [], []
     for video in demo_videos:
         tracks, vis = ground_truth_tracks(video.scene, queries)
@@ -311,7 +303,7 @@ def test_colour_along_tracks_varies_less_than_static_points(demo_videos) -> None
 
 def test_motion_spans_several_patches(demo_videos) -> None:
     # A 12-frame clip at step 3 (the demo's clips): mean displacement of visible object points from frame 0.
-    queries = query_grid(DEMO.height, DEMO.width, DEMO.track_grid)
+    queries = grid_queries(DEMO.height, DEMO.width, DEMO.track_grid)
     clip = np.arange(0, 34, 3)
     disp = []
     for video in demo_videos:

@@ -14,8 +14,8 @@ from mosic.data.augment import (
     ORIGINAL_STD,
     apply_photometric,
     crop_resize_frames,
-    inside_frame,
 )
+from mosic.geometry import inside_image
 from mosic.store import ClipRecord, ShardWriter, TrackStore
 from mosic.train.data import (
     ClipBatch,
@@ -190,10 +190,10 @@ def test_points_inside_the_crop_and_visible_at_frame_0(store):
             real = real_slots(item)
             assert real >= 1
             assert item["visibility"][0, :real].all() and not item["visibility"][:, real:].any()
-            assert inside_frame(item["tracks"][0, :real].numpy(), S).all()
+            assert inside_image(item["tracks"][0, :real].numpy(), S, S).all()
             assert len(np.unique(item["tracks"][0, :real].numpy(), axis=0)) == real  # without replacement
             # Every visible point at every frame is inside the input.
-            assert inside_frame(item["tracks"].numpy(), S)[item["visibility"].numpy()].all()
+            assert inside_image(item["tracks"].numpy(), S, S)[item["visibility"].numpy()].all()
 
 
 def test_out_of_crop_points_are_not_visible(visible_store):
@@ -204,7 +204,7 @@ def test_out_of_crop_points_are_not_visible(visible_store):
         for i in range(len(visible_store)):
             item = ds[(epoch, i)]
             real = real_slots(item)
-            inside = inside_frame(item["tracks"][:, :real].numpy(), S)
+            inside = inside_image(item["tracks"][:, :real].numpy(), S, S)
             np.testing.assert_array_equal(item["visibility"][:, :real].numpy(), inside)
             left += int((~inside).sum())
     assert left > 20  # the test does see points leaving the crop

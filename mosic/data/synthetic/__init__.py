@@ -62,7 +62,7 @@ Everything public is importable from here.
 """
 
 from mosic.data.synthetic.draw import check_turning, draw_scene
-from mosic.data.synthetic.geometry import face_at, ground_truth_tracks, instance_at, query_grid
+from mosic.data.synthetic.geometry import face_at, ground_truth_tracks, instance_at
 from mosic.data.synthetic.render import (
     SyntheticImage,
     SyntheticVideo,
@@ -91,7 +91,6 @@ __all__ = [
     "render_video",
     "render_image",
     "image_ids",
-    "query_grid",
     "instance_at",
     "face_at",
     "ground_truth_tracks",

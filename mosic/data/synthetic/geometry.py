@@ -15,6 +15,7 @@ import numpy as np
 
 from mosic.data.synthetic.scene import Scene, SceneObject
 from mosic.data.textures import EXTENT, shape_sdf
+from mosic.geometry import inside_image
 
 _TURN_EDGE = 0.25  # width of the border between two faces during a turn, as a fraction of the sweep
 
@@ -62,21 +63,6 @@ def instance_at(scene: Scene, points: np.ndarray, frames: np.ndarray | int) -> n
     return top
 
 
-def query_grid(height: int, width: int, grid: int) -> np.ndarray:
-    """A ``grid x grid`` lattice of query points at patch-like centres.
-
-    Point ``n = iy * grid + ix`` is ``x = (ix + 0.5) * width / grid - 0.5``, ``y = (iy + 0.5) * height / grid
-    - 0.5`` (pixel centres at integer coordinates).
-
-    Returns:
-        float32 [grid * grid, 2] (x, y) points.
-    """
-    xs = (np.arange(grid) + 0.5) * width / grid - 0.5
-    ys = (np.arange(grid) + 0.5) * height / grid - 0.5
-    gx, gy = np.meshgrid(xs, ys)
-    return np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)
-
-
 def _tracks(scene: Scene, queries: np.ndarray, query_frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q = np.asarray(queries, dtype=np.float64).reshape(-1, 2)
     inst = instance_at(scene, q, query_frame)  # [N]
@@ -92,7 +78,7 @@ def _tracks(scene: Scene, queries: np.ndarray, query_frame: int) -> tuple[np.nda
             qx, qy = _to_object(_pose(obj, float(query_frame)), q[sel, 0], q[sel, 1])
             tx[:, sel], ty[:, sel] = _to_image(_pose(obj, t), qx[None], qy[None])
     tracks = np.stack([tx, ty], axis=-1)  # [T, N, 2]
-    inside = (tx >= -0.5) & (tx < scene.width - 0.5) & (ty >= -0.5) & (ty < scene.height - 0.5)
+    inside = inside_image(tracks, scene.height, scene.width)
     visibility = inside & (instance_at(scene, tracks, t) == inst[None])
     return tracks.astype(np.float32), visibility, inst
 

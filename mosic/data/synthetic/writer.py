@@ -45,10 +45,11 @@ import numpy as np
 from PIL import Image
 
 from mosic.config import SyntheticConfig
-from mosic.data.synthetic.geometry import _tracks, query_grid
+from mosic.data.synthetic.geometry import _tracks
 from mosic.data.synthetic.render import _render_images, image_ids, render_video
 from mosic.data.synthetic.scene import save_scene
 from mosic.data.textures import class_names
+from mosic.geometry import grid_queries
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ def _generate_videos(cfg: SyntheticConfig, root: Path, videos_dir: Path | None) 
         (root / sub).mkdir(parents=True, exist_ok=True)
     if videos_dir is not None:
         videos_dir.mkdir(parents=True, exist_ok=True)
-    queries = query_grid(cfg.height, cfg.width, cfg.track_grid)
+    queries = grid_queries(cfg.height, cfg.width, cfg.track_grid)
     meta: dict[str, Any] = {"videos": {}}
     every = max(1, cfg.num_videos // 10)
     for i in range(cfg.num_videos):
