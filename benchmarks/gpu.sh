@@ -5,14 +5,16 @@
 #
 # Writes OUT_DIR/gpu.md (what ran, each part's exit status and time, every benchmark's table), OUT_DIR/gpu.log
 # (the whole output) and each benchmark's JSON: step_update_cuda_{b64_t4,b64_t12,b8_t4}.json (b64_t4 also with
-# torch.compile, as train.compile does) and loader_cuda.json. A failing part does not stop the others; the script exits non-zero if any part failed.
+# torch.compile, as train.compile does), loader_cuda.json and cotracker_batch_cuda.json. A failing part does not stop the others; the script exits non-zero if any part failed.
 # Needs CUDA, torch, timm, zarr and the rest of mosic's CPU dependencies; PyAV, snakemake and wandb are not used.
+# CoTracker3 (its GPU test and benchmarks/cotracker_batch.py) runs only where the `cotracker` package imports: install
+# it, or point COTRACKER_SRC at a source tree of it (the folder holding cotracker/); otherwise both skip.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-benchmarks/results/gpu}"
 mkdir -p "$out"
 parts="$(mktemp -d)"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=disabled PYTHONUNBUFFERED=1
+export PYTHONPATH="$PWD${COTRACKER_SRC:+:$COTRACKER_SRC}${PYTHONPATH:+:$PYTHONPATH}" WANDB_MODE=disabled PYTHONUNBUFFERED=1
 log="$out/gpu.log"
 : > "$log"
 status=0
@@ -32,9 +34,12 @@ part() {  # part NAME TIMEOUT_S COMMAND...: run one part, keep its output and ex
 # SMOKE=1 runs every part on the CPU with a tiny model, to check the script itself where there is no GPU.
 dev=cuda
 vits=(--model vit_small_patch14_dinov2 --size 224 --trainable-blocks 2 --published-head --warmup 1)
+# CoTracker3 at the measured baseline's setting: 12 x 224², 32x32 = 1,024 points, fp32 (batch 1: 144 ms on an H200).
+cotracker=(--batch-sizes 1 8 16 32 --clips 64 --frames 12 --size 224 --grid 32 --runs 3)
 if [ "${SMOKE:-0}" = 1 ]; then
     dev=cpu
     vits=(--model test_vit --size 32 --points 16 --warmup 0)
+    cotracker=(--batch-sizes 1 2 --clips 2 --frames 4 --size 32 --grid 3 --model-resolution 64 64 --runs 1)
 fi
 vits=(--device "$dev" "${vits[@]}")
 mapfile -t gpu_tests < <(grep -rl "mark.gpu" tests --include='*.py')
@@ -51,6 +56,8 @@ part "update ViT-S/14, 8 clips, teacher 4 frames" 90 \
 workers=(0 8 14)
 [ "$dev" = cpu ] && workers=(0)
 part "loader into GPU memory" 150 python benchmarks/loader.py --device "$dev" --workers "${workers[@]}" --runs 3 --out "$parts"
+part "CoTracker3 clips/s at batch 1, 8, 16, 32 (skips without the cotracker package)" 300 \
+    python benchmarks/cotracker_batch.py --device "$dev" "${cotracker[@]}" --out "$parts"
 
 {
     echo "# GPU run (\`benchmarks/gpu.sh\`)"
