@@ -38,7 +38,8 @@ from machine import machine_info
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mosic.tracking import grid_queries  # noqa: E402
+
+from mosic.geometry import grid_queries  # noqa: E402
 from mosic.tracking.cotracker import CoTracker3Tracker  # noqa: E402
 
 TARGET_CLIPS_PER_S = 40.0  # on an H200, 12 x 224², 1,024 points

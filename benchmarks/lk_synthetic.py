@@ -19,7 +19,7 @@ import yaml
 
 from mosic.config import parse_config
 from mosic.data.synthetic import render_video
-from mosic.tracking.base import grid_queries
+from mosic.geometry import grid_queries
 from mosic.tracking.evaluate import clip_ground_truth
 from mosic.tracking.lk import LKTracker
 from mosic.tracking.metrics import tapvid_metrics

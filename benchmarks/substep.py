@@ -50,7 +50,8 @@ sys.path.insert(0, str(REPO))
 from mosic.config import parse_config  # noqa: E402
 from mosic.data.readers import open_video  # noqa: E402
 from mosic.data.synthetic import render_video  # noqa: E402
-from mosic.tracking import grid_queries, tapvid_metrics  # noqa: E402
+from mosic.geometry import grid_queries  # noqa: E402
+from mosic.tracking import tapvid_metrics  # noqa: E402
 from mosic.tracking.ground_truth import clip_ground_truth  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
 from mosic.tracking.substep import substep_frames, track_substep  # noqa: E402

@@ -45,7 +45,8 @@ sys.path.insert(0, str(REPO))
 
 from mosic.config import SyntheticConfig, section_from_dict  # noqa: E402
 from mosic.data.synthetic import ground_truth_tracks, render_video  # noqa: E402
-from mosic.tracking import grid_queries, inside_frame, tapvid_metrics  # noqa: E402
+from mosic.geometry import grid_queries, inside_pixel_centres  # noqa: E402
+from mosic.tracking import tapvid_metrics  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
 
 BEAR = REPO / "../shared/data/videos/bear.mp4"
@@ -138,7 +139,7 @@ def _warp_case(
         gt.append((hom @ m.T)[:, :2])
         m = step @ m
     gt_tracks = np.stack(gt).astype(np.float32)
-    return np.stack(frames), queries, gt_tracks, inside_frame(gt_tracks, size, size)
+    return np.stack(frames), queries, gt_tracks, inside_pixel_centres(gt_tracks, size, size)
 
 
 def _metrics_row(pred: list, pred_vis: list, gt: list, gt_vis: list, size: int) -> dict[str, float]:

@@ -75,9 +75,9 @@ sys.path.insert(0, str(REPO))
 
 from mosic.config import LKConfig, SyntheticConfig, TrainConfig, section_from_dict  # noqa: E402
 from mosic.data.synthetic import render_video  # noqa: E402
+from mosic.geometry import grid_queries  # noqa: E402
 from mosic.model.ema import make_teacher  # noqa: E402
 from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
-from mosic.tracking.base import grid_queries  # noqa: E402
 from mosic.tracking.lk import LKTracker  # noqa: E402
 from mosic.train.data import DeviceTransform, RawBatch, collate  # noqa: E402
 from mosic.train.loop import PRESETS, build_dataset, build_net, build_optimizer  # noqa: E402

@@ -12,8 +12,6 @@ from mosic.tracking.base import (
     Tracker,
     TrackResult,
     check_clip,
-    grid_queries,
-    inside_frame,
     make_tracker,
 )
 from mosic.tracking.metrics import TAPVID_THRESHOLDS, tapvid_metrics
@@ -26,8 +24,6 @@ __all__ = [
     "BatchTracker",
     "SourceTracker",
     "check_clip",
-    "grid_queries",
-    "inside_frame",
     "make_tracker",
     "tapvid_metrics",
 ]

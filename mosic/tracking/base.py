@@ -17,12 +17,11 @@ Coordinate convention (this is where track data is born; every consumer relies o
   ``(x=col, y=row)`` and the image spans ``[-0.5, W - 0.5] x [-0.5, H - 0.5]``. This is OpenCV's and
   CoTracker's convention; TAP-Vid files put (0, 0) at the *corner* of the top-left pixel (shift by 0.5).
 - Queries all live on frame 0. ``tracks[0]`` equals the queries.
-- Visibility: a point is visible at frame t when the tracker believes it sees the queried surface point
-  there *and* the point lies inside ``[0, W - 1] x [0, H - 1]`` (the square spanned by the pixel centres,
-  where bilinear sampling needs no padding). A point outside that square is never visible. Positions of
-  not-visible points are still finite numbers (each tracker documents what they hold), so consumers can
-  index arrays without nan checks but must weight by visibility.
-"""
+- Visibility: a point is visible at frame t when the tracker believes it sees the queried surface point there *and*
+  the point lies inside ``[0, W - 1] x [0, H - 1]`` (the square spanned by the pixel centres, where bilinear
+  sampling needs no padding: :func:`mosic.geometry.inside_pixel_centres`). A point outside that square is never
+  visible. Positions of not-visible points are still finite numbers (each tracker documents what they hold), so
+  consumers can index arrays without nan checks but must weight by visibility."""
 
 from __future__ import annotations
 
@@ -38,8 +37,6 @@ __all__ = [
     "Tracker",
     "BatchTracker",
     "SourceTracker",
-    "grid_queries",
-    "inside_frame",
     "check_clip",
     "make_tracker",
 ]
@@ -173,51 +170,6 @@ class SourceTracker(Protocol):
             The tracks, with ``tracks[0] == queries``.
         """
         ...
-
-
-def grid_queries(height: int, width: int, grid: int) -> np.ndarray:
-    """A ``grid x grid`` lattice of query points at the centres of equal cells.
-
-    Point ``n = i_y * grid + i_x`` (row-major: y outer, x inner) is
-
-        x = (i_x + 0.5) * W / G - 0.5,    y = (i_y + 0.5) * H / G - 0.5
-
-    i.e. the centre of cell ``(i_y, i_x)`` when the frame ``[-0.5, W - 0.5] x [-0.5, H - 0.5]`` is cut into
-    G x G equal cells (pixel centres at integers). With G = W / patch the points are the centres of the ViT
-    patches. Unlike CoTracker's ``grid_size`` layout (margin W/64 on a 384x512 canvas, then rescaled), the
-    margins are symmetric and do not depend on the tracker. Same layout as
-    :func:`mosic.data.synthetic.query_grid`.
-
-    Args:
-        height: H, frame height in pixels.
-        width: W, frame width in pixels.
-        grid: G, points per side.
-
-    Returns:
-        float32 [G * G, 2] ``(x, y)`` points.
-    """
-    if grid < 1 or height < 1 or width < 1:
-        raise ValueError(f"need grid, height, width >= 1, got {grid}, {height}, {width}")
-    xs = (np.arange(grid, dtype=np.float64) + 0.5) * width / grid - 0.5
-    ys = (np.arange(grid, dtype=np.float64) + 0.5) * height / grid - 0.5
-    gx, gy = np.meshgrid(xs, ys)  # [G, G], y outer
-    return np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)
-
-
-def inside_frame(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Whether points lie in ``[0, W - 1] x [0, H - 1]`` (the visibility rule of the module docstring).
-
-    Args:
-        points: float [..., 2] ``(x, y)`` pixel positions.
-        height: H.
-        width: W.
-
-    Returns:
-        bool [...]; false for non-finite points.
-    """
-    x, y = points[..., 0], points[..., 1]
-    # Comparisons with nan are false, so non-finite points come out as outside.
-    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)
 
 
 def check_clip(clip: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -75,7 +75,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mosic.tracking.base import TrackResult, check_clip, inside_frame
+from mosic.geometry import inside_pixel_centres
+from mosic.tracking.base import TrackResult, check_clip
 
 logger = logging.getLogger(__name__)
 
@@ -366,7 +367,7 @@ class CoTracker3Tracker:
         for tracks, score in zip(all_tracks, all_scores, strict=True):
             tracks[0] = queries
             score[0] = 1.0
-            visibility = (score > self.settings["visibility_threshold"]) & inside_frame(tracks, H, W)
+            visibility = (score > self.settings["visibility_threshold"]) & inside_pixel_centres(tracks, H, W)
             results.append(TrackResult(tracks=tracks, visibility=visibility, confidence=score))
         return results
 

@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from mosic.data.synthetic import SCENE_FORMAT, Scene, ground_truth_tracks, load_scene
-from mosic.tracking.base import TrackResult, check_clip, inside_frame
+from mosic.geometry import inside_pixel_centres
+from mosic.tracking.base import TrackResult, check_clip
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class GroundTruthTracker:
         h, w = clip.shape[1:3]
         tracks, visibility = clip_ground_truth(scene, frame_indices, queries, (h, w))
         tracks[0] = queries  # exact, not up to the rounding of the round trip through source pixels
-        return TrackResult(tracks=tracks, visibility=visibility & inside_frame(tracks, h, w))
+        return TrackResult(tracks=tracks, visibility=visibility & inside_pixel_centres(tracks, h, w))
 
     def track(self, clip: np.ndarray, queries: np.ndarray) -> TrackResult:
         """Not possible from pixels alone: the ground truth needs the clip's video and frames (:meth:`track_source`).

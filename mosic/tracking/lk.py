@@ -46,7 +46,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from mosic.tracking.base import TrackResult, check_clip, inside_frame
+from mosic.geometry import inside_pixel_centres
+from mosic.tracking.base import TrackResult, check_clip
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ class LKTracker:
         tracks = np.empty((T, N, 2), dtype=np.float32)
         visibility = np.zeros((T, N), dtype=bool)
         tracks[0] = queries
-        alive = inside_frame(queries, H, W)  # [N]
+        alive = inside_pixel_centres(queries, H, W)  # [N]
         visibility[0] = alive
         pos = queries.copy()  # [N, 2] last good position of every point
 
@@ -157,7 +158,7 @@ class LKTracker:
                 p1 = p1.reshape(-1, 2)
                 err_sq = ((pb.reshape(-1, 2) - p0.reshape(-1, 2)) ** 2).sum(axis=1)
                 # A failed point's p1/pb can be garbage (even nan); every test below is false for nan.
-                ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (err_sq <= fb_sq) & inside_frame(p1, H, W)
+                ok = (st1.ravel() == 1) & (st2.ravel() == 1) & (err_sq <= fb_sq) & inside_pixel_centres(p1, H, W)
                 pos[idx[ok]] = p1[ok]
                 alive[idx[~ok]] = False
             tracks[t] = pos

@@ -39,8 +39,9 @@ from tqdm import tqdm
 
 from mosic.config import TrackConfig
 from mosic.data.readers import VideoInfo, VideoReadError, open_video
+from mosic.geometry import grid_queries
 from mosic.store import ClipRecord, ShardWriter
-from mosic.tracking.base import BatchTracker, SourceTracker, Tracker, TrackResult, grid_queries, make_tracker
+from mosic.tracking.base import BatchTracker, SourceTracker, Tracker, TrackResult, make_tracker
 from mosic.tracking.substep import substep_frames, track_substep, track_substep_batch
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,9 @@ from PIL import Image
 
 from mosic.config import ClipsConfig, CoTrackerConfig, DatasetConfig, IndexConfig, LKConfig, TrackConfig
 from mosic.data.index import run_index
+from mosic.geometry import grid_queries, inside_pixel_centres
 from mosic.store import ShardReader, verify_shard
-from mosic.tracking import BatchTracker, Tracker, grid_queries, inside_frame, make_tracker
+from mosic.tracking import BatchTracker, Tracker, make_tracker
 from mosic.tracking.cotracker import INSTALL_HINT, CoTracker3Tracker, load_checkpoint, support_grid
 from mosic.tracking.shard import track_shard, tracker_from_config
 
@@ -427,7 +428,9 @@ def test_real_cotracker_matches_its_predictor(tmp_path):
     q = torch.cat([torch.zeros(4, 1), torch.from_numpy(queries)], dim=1)[None]
     tracks, visibility = upstream(video, queries=q)
     np.testing.assert_allclose(result.tracks, tracks[0].numpy(), atol=1e-4)
-    np.testing.assert_array_equal(result.visibility, visibility[0].numpy() & inside_frame(result.tracks, 32, 40))
+    np.testing.assert_array_equal(
+        result.visibility, visibility[0].numpy() & inside_pixel_centres(result.tracks, 32, 40)
+    )
 
 
 def random_weights(tmp_path: Path) -> Path:

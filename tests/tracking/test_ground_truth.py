@@ -18,8 +18,9 @@ from mosic.config import (
 )
 from mosic.data.index import run_index
 from mosic.data.synthetic import ground_truth_tracks, load_scene, render_video
+from mosic.geometry import grid_queries
 from mosic.store import ShardReader, verify_shard
-from mosic.tracking import SourceTracker, Tracker, grid_queries, make_tracker
+from mosic.tracking import SourceTracker, Tracker, make_tracker
 from mosic.tracking.evaluate import evaluate_shards
 from mosic.tracking.ground_truth import GroundTruthTracker, MissingSceneError
 from mosic.tracking.shard import track_shard, tracker_from_config

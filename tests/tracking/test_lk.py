@@ -4,7 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mosic.tracking import Tracker, TrackResult, grid_queries
+from mosic.geometry import grid_queries
+from mosic.tracking import Tracker, TrackResult
 from mosic.tracking.lk import LKTracker
 
 

@@ -26,8 +26,9 @@ from mosic.data.clips import clip_id
 from mosic.data.index import run_index
 from mosic.data.readers import open_video, scan
 from mosic.data.synthetic import generate_synthetic
+from mosic.geometry import grid_queries
 from mosic.store import ShardReader, verify_shard
-from mosic.tracking.base import TrackResult, grid_queries
+from mosic.tracking.base import TrackResult
 from mosic.tracking.evaluate import clip_ground_truth, evaluate_shards
 from mosic.tracking.shard import BadClipError, check_frames, track_shard
 

@@ -19,8 +19,9 @@ from mosic.config import (
 from mosic.data.index import run_index
 from mosic.data.readers import open_video
 from mosic.data.synthetic import generate_synthetic
+from mosic.geometry import grid_queries
 from mosic.store import ShardReader, verify_shard
-from mosic.tracking import TrackResult, grid_queries
+from mosic.tracking import TrackResult
 from mosic.tracking import shard as shard_module
 from mosic.tracking.evaluate import evaluate_shards
 from mosic.tracking.lk import LKTracker

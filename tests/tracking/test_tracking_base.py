@@ -1,42 +1,11 @@
-"""The tracker contract: query grid layout and convention, TrackResult checks, the visibility rule, make_tracker."""
+"""The tracker contract: TrackResult checks, check_clip, make_tracker (query grid, visibility square: test_geometry)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from mosic.tracking import TRACKERS, Tracker, TrackResult, check_clip, grid_queries, inside_frame, make_tracker
-
-
-def test_grid_queries_layout_and_cell_centres():
-    q = grid_queries(height=8, width=4, grid=2)
-    assert q.dtype == np.float32 and q.shape == (4, 2)
-    # Cells are 2 px wide and 4 px high; a cell spanning pixels 0..1 has its centre at x = 0.5.
-    np.testing.assert_array_equal(q, [[0.5, 1.5], [2.5, 1.5], [0.5, 5.5], [2.5, 5.5]])  # y outer, x inner
-
-
-def test_grid_queries_is_symmetric_and_matches_patch_centres():
-    q = grid_queries(224, 224, 16)  # 14-px patches
-    np.testing.assert_allclose(q[0], [6.5, 6.5])
-    np.testing.assert_allclose(q[-1], [223 - 6.5, 223 - 6.5])  # same margin on both sides
-    np.testing.assert_allclose(q[:16, 1], 6.5)  # first row: constant y
-    np.testing.assert_allclose(np.diff(q[:16, 0]), 14.0, rtol=1e-6)
-    # Each point is the centre of the patch it falls in: patch index = floor((x + 0.5) / 14).
-    cols = np.floor((q[:, 0] + 0.5) / 14).astype(int)
-    rows = np.floor((q[:, 1] + 0.5) / 14).astype(int)
-    np.testing.assert_array_equal(rows * 16 + cols, np.arange(256))
-
-
-@pytest.mark.parametrize("args", [(0, 4, 2), (4, 4, 0)])
-def test_grid_queries_rejects_empty(args):
-    with pytest.raises(ValueError):
-        grid_queries(*args)
-
-
-def test_inside_frame_uses_pixel_centre_square():
-    H, W = 10, 20
-    pts = np.array([[0, 0], [19, 9], [-0.01, 5], [19.01, 5], [5, -0.5], [5, 9.2], [np.nan, 1], [10, 5]])
-    np.testing.assert_array_equal(inside_frame(pts, H, W), [True, True, False, False, False, False, False, True])
+from mosic.tracking import TRACKERS, Tracker, TrackResult, check_clip, make_tracker
 
 
 def test_track_result_validates_contract():
