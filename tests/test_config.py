@@ -284,7 +284,7 @@ def test_model_patch_size_matches_timm():
     import timm
     import torch
 
-    from mosic.config import _NAMED_PATCH_SIZES, model_patch_size
+    from mosic.config.parse import _NAMED_PATCH_SIZES, model_patch_size
     from mosic.model.backbone import patch_size
 
     names = [*_NAMED_PATCH_SIZES, "vit_small_patch14_dinov2.lvd142m", "vit_base_patch16_224", "vit_base_patch32_224"]

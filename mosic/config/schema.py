@@ -1,21 +1,12 @@
-"""Typed, validated configuration for every stage of the pipeline.
-
-`config.yaml` is parsed once, when the Snakefile loads, into the frozen dataclasses below, so a bad
-configuration fails `snakemake -n` before any job starts. Each field carries its documentation and
-its accepted values in `metadata`; :func:`parse_config` checks, for every key, that it is known, present,
-of the right type and in range, and names the full key (``clips.step``) and what is accepted when not.
-
-This module imports only the standard library: the Snakefile imports it at parse time, and importing
-torch there would add seconds to every `snakemake` call.
-"""
+"""The configuration schema: one frozen dataclass per section of ``config.yaml``, each field with its documentation and
+accepted values in ``metadata`` (read by :mod:`mosic.config.parse`), and the protocol names of ``evaluate:``.
+Standard library only."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-import re
-import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -31,19 +22,10 @@ __all__ = [
     "TrackConfig",
     "WandbConfig",
     "TrainConfig",
-    "RunsConfig",
-    "CONTROLS",
-    "run_train_config",
-    "run_name",
-    "split_run_name",
-    "evaluate_job_section",
-    "evaluate_gpus",
-    "PROTOCOLS",
-    "CROSS_VIEW",
-    "cross_view_available",
-    "protocols_on",
     "INITS",
+    "CONTROLS",
     "PretrainConfig",
+    "RunsConfig",
     "ImageDatasetConfig",
     "VideoDatasetConfig",
     "LinearConfig",
@@ -53,11 +35,11 @@ __all__ = [
     "CrossViewConfig",
     "EvaluateConfig",
     "Config",
-    "parse_config",
-    "track_substep",
-    "model_patch_size",
-    "config_hash",
+    "PROTOCOLS",
+    "CROSS_VIEW",
+    "cross_view_available",
     "to_dict",
+    "config_hash",
 ]
 
 
@@ -498,274 +480,14 @@ class Config:
     evaluate: EvaluateConfig = _field("Evaluation protocols.")
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
-        return "a mapping"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview")
+# Cross-view protocols and the standard protocol whose settings (config section) each one reuses.
+CROSS_VIEW = {"hummingbird_xview": "hummingbird", "clustering_xview": "clustering"}
 
 
-def _plural_type_name(tp: Any) -> str:
-    """What a list of `tp` holds, in the plural: ``integers``, ``values among 'a', 'b'``."""
-    if typing.get_origin(tp) is Literal:
-        return "values among " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
-        return "mappings"
-    return {bool: "true or false values", int: "integers", float: "numbers", str: "strings"}.get(tp, str(tp))
-
-
-def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool = False) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"config key '{key}' must be a mapping of its own keys, got {value!r}")
-        return _parse_dataclass(tp, value, prefix=key + ".", run=run)
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(f"config key '{key}' is {value!r}; accepted values: {', '.join(map(repr, allowed))}")
-        return value
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, list) or (not value and not meta.get("allow_empty")):
-            kind = "a list" if meta.get("allow_empty") else "a non-empty list"
-            raise ConfigError(f"config key '{key}' must be {kind} of {_plural_type_name(inner)}, got {value!r}")
-        if len(set(map(repr, value))) < len(value):
-            raise ConfigError(f"config key '{key}' lists a value twice: {value!r}")
-        return [_check_value(f"{key}[{i}]", v, inner, meta) for i, v in enumerate(value)]
-    if origin in (types.UnionType, typing.Union):  # e.g. Literal["auto", "direct"] | int: the first that accepts it
-        alternatives = typing.get_args(tp)
-        if any(typing.get_origin(a) is not Literal and a not in (bool, int, float, str) for a in alternatives):
-            raise TypeError(f"unsupported annotation for {key}: {tp}")
-        for alternative in alternatives:
-            try:
-                return _check_value(key, value, alternative, meta, run)
-            except ConfigError:
-                continue
-        # YAML 1.1 reads unquoted off / no / on / yes as booleans, so `substep: off` arrives as False.
-        note = " (YAML reads unquoted off, no, on, yes as false or true)" if isinstance(value, bool) else ""
-        raise ConfigError(
-            f"config key '{key}' is {value!r}; accepted values: {_type_name(tp)}{_range_text(meta)}{note}"
-        )
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and not isinstance(value, bool),
-        float: isinstance(value, int | float) and not isinstance(value, bool),
-        str: isinstance(value, str),
-    }[tp]
-    if not ok:
-        raise ConfigError(f"config key '{key}' must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    if tp is float:
-        value = float(value)
-    ge, le, gt, lt = meta.get("ge"), meta.get("le"), meta.get("gt"), meta.get("lt")
-    if (
-        (ge is not None and value < ge)
-        or (le is not None and value > le)
-        or (gt is not None and value <= gt)
-        or (lt is not None and value >= lt)
-    ):
-        raise ConfigError(f"config key '{key}' is {value!r}; accepted values: {_type_name(tp)}{_range_text(meta)}")
-    return value
-
-
-def _range_text(meta: dict[str, Any]) -> str:
-    """The numeric bounds of a field as text, with a leading space (``" >= 1 and <= 1000"``), or ``""``."""
-    ge, le, gt, lt = meta.get("ge"), meta.get("le"), meta.get("gt"), meta.get("lt")
-    lo = f"> {gt}" if gt is not None else (f">= {ge}" if ge is not None else "")
-    hi = f"< {lt}" if lt is not None else (f"<= {le}" if le is not None else "")
-    rng = " and ".join(p for p in (lo, hi) if p)
-    return f" {rng}" if rng else ""
-
-
-def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: bool = False) -> Any:
-    """Check and build `cls` from `data`; `run`: a training run's section, which holds the per-run fields."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    per_run = {name for name, f in fields.items() if f.metadata.get("per_run")}
-    if not run:
-        given = sorted(per_run & set(data))
-        if given:
-            raise ConfigError(
-                f"config key '{prefix}{given[0]}' is set for each training run by the workflow (from runs.seeds and "
-                "runs.controls); remove it"
-            )
-        fields = {name: f for name, f in fields.items() if name not in per_run}
-    if cls is TrainConfig and "pretrained" in data:
-        raise ConfigError(
-            f"config key '{prefix}pretrained' was replaced by '{prefix}init': use init: timm for pretrained: true, "
-            "init: random for pretrained: false"
-        )
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(prefix + k for k in fields)}"
-        )
-    missing = [k for k, f in fields.items() if k not in data and not (run and f.metadata.get("job_optional"))]
-    if missing:
-        f = fields[missing[0]]
-        raise ConfigError(
-            f"missing config key '{prefix}{missing[0]}' ({f.metadata['doc']} Accepted values: "
-            f"{_type_name(hints[missing[0]])})"
-        )
-    values = {
-        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata), run) if name in data else None
-        for name, f in fields.items()
-    }
-    return cls(**values)
-
-
-# Patch sizes of timm models whose names have no ``patchN`` part, for the parse-time input-size check.
-_NAMED_PATCH_SIZES = {"test_vit": 16, "test_vit2": 16, "test_vit3": 16, "test_vit4": 16, "test_vit_relpos": 16}
-
-
-def model_patch_size(name: str) -> int | None:
-    """The patch size of timm model `name` read from the name alone (no torch, no timm), or None if unknown.
-
-    timm's grammar puts it in the architecture, ``arch_size_patchN[_more][.tag]``
-    (``vit_small_patch14_dinov2.lvd142m`` -> 14); every timm model whose architecture name has a ``patchN``
-    part has patch size N. The tiny ``test_vit`` family (patch 16) has none and is listed here. For other
-    names this returns None: the check waits for :func:`mosic.model.backbone.build_backbone`, which reads the
-    built model's patch size.
-    """
-    arch = name.split(".", 1)[0]
-    found = re.search(r"(?:^|_)patch(\d+)(?=_|$)", arch)
-    if found:
-        return int(found.group(1))
-    return _NAMED_PATCH_SIZES.get(arch)
-
-
-def _cross_checks(cfg: Config) -> None:
-    s = cfg.synthetic
-    if s.min_objects > s.max_objects:
-        raise ConfigError(
-            f"config key 'synthetic.max_objects' is {s.max_objects}; accepted values: an integer >= "
-            f"synthetic.min_objects ({s.min_objects})"
-        )
-    if s.faces > 1 and s.turn_frames >= s.num_frames:
-        raise ConfigError(
-            f"config key 'synthetic.turn_frames' is {s.turn_frames}; accepted values: 1 to synthetic.num_frames - 1 "
-            f"({s.num_frames - 1}), so that a turn fits in a video"
-        )
-    if s.faces > 1 and s.turn_travel > s.max_speed * s.turn_frames:
-        raise ConfigError(
-            f"config key 'synthetic.turn_travel' is {s.turn_travel}; accepted values: 0 to synthetic.max_speed x "
-            f"synthetic.turn_frames ({s.max_speed * s.turn_frames:g} px), the farthest an object moves during a turn"
-        )
-    substep, step = cfg.track.substep, cfg.clips.step
-    if isinstance(substep, int) and cfg.clips.mode == "regular" and step % substep:
-        divisors = ", ".join(str(k) for k in range(1, step + 1) if step % k == 0)
-        raise ConfigError(
-            f"config key 'track.substep' is {substep}; accepted values: 'auto', 'direct' or an integer that divides "
-            f"clips.step ({step}): {divisors}"
-        )
-    if cfg.track.tracker == "ground_truth" and cfg.dataset.kind not in ("synthetic", "ytvos"):
-        raise ConfigError(
-            f"config key 'track.tracker' is 'ground_truth' with dataset.kind {cfg.dataset.kind!r}; the ground-truth "
-            "tracker reads the scene descriptions (Scenes/<video>.json) of the synthetic dataset: accepted with "
-            "dataset.kind 'synthetic' (or 'ytvos' on a generated dataset's ytvos/ folder)"
-        )
-    t = cfg.train
-    patch = model_patch_size(t.model)
-    if patch is not None and t.input_size % patch:
-        lower, upper = max(patch, t.input_size // patch * patch), (t.input_size // patch + 1) * patch
-        raise ConfigError(
-            f"config key 'train.input_size' is {t.input_size}; accepted values: a multiple of the patch size {patch} "
-            f"of train.model {t.model!r}, e.g. {lower} or {upper}"
-        )
-    if t.teacher_frames > cfg.clips.num_frames:
-        raise ConfigError(
-            f"config key 'train.teacher_frames' is {t.teacher_frames}; accepted values: 0 (all) to clips.num_frames "
-            f"({cfg.clips.num_frames})"
-        )
-    if t.num_points > cfg.track.grid**2:
-        raise ConfigError(
-            f"config key 'train.num_points' is {t.num_points}; accepted values: 1 to track.grid^2 "
-            f"({cfg.track.grid**2}), the points cached per clip"
-        )
-    if t.gpus > 0 and t.batch_size % t.gpus:
-        raise ConfigError(
-            f"config key 'train.batch_size' is {t.batch_size}; accepted values: a multiple of train.gpus ({t.gpus})"
-        )
-    if t.gpus == 0 and t.batch_size % t.cpu_processes:
-        raise ConfigError(
-            f"config key 'train.batch_size' is {t.batch_size}; accepted values: a multiple of train.cpu_processes "
-            f"({t.cpu_processes})"
-        )
-    if cfg.clips.mode == "full":
-        raise ConfigError(
-            "config key 'clips.mode' is 'full'; accepted values: 'regular', 'uniform', 'dense' (the track cache "
-            "stores clips of a fixed length, and 'full' gives one clip of every length)"
-        )
-    for protocol in CROSS_VIEW:
-        if getattr(cfg.evaluate, protocol).enabled is True and not cross_view_available(cfg):
-            raise ConfigError(
-                f"config key 'evaluate.{protocol}.enabled' is true with evaluate.image_dataset.kind "
-                f"{cfg.evaluate.image_dataset.kind!r} and synthetic.faces {s.faces}; the cross-view protocols compare "
-                "the faces of the synthetic image set: accepted with image_dataset.kind 'synthetic' and "
-                "synthetic.faces > 1; else auto (skipped where it does not apply) or false"
-            )
-    if cfg.dataset.kind != "synthetic" and not cfg.dataset.root:
-        raise ConfigError(
-            f"config key 'dataset.root' is empty; accepted values: a directory for kind={cfg.dataset.kind}"
-        )
-    if not cfg.dataset.name or "/" in cfg.dataset.name:
-        raise ConfigError(
-            f"config key 'dataset.name' is {cfg.dataset.name!r}; accepted values: a non-empty name without '/'"
-        )
-    if t.init not in INITS and not t.init.endswith(".safetensors"):
-        raise ConfigError(
-            f"config key 'train.init' is {t.init!r}; accepted values: {', '.join(map(repr, INITS))} or the path of a "
-            ".safetensors file"
-        )
-    if t.init == "pretrain" and (cfg.dataset.kind != "synthetic" or cfg.pretrain.face >= s.faces):
-        raise ConfigError(
-            f"config key 'train.init' is 'pretrain' with dataset.kind {cfg.dataset.kind!r} and pretrain.face "
-            f"{cfg.pretrain.face} (synthetic.faces {s.faces}); the pretrain rule trains on the synthetic image set: "
-            "accepted with dataset.kind 'synthetic' and pretrain.face < synthetic.faces; else use random, timm or a "
-            ".safetensors path"
-        )
-
-
-def parse_config(data: dict[str, Any]) -> Config:
-    """Validate a raw configuration mapping (as loaded from YAML) and build the typed :class:`Config`.
-
-    Args:
-        data: the mapping Snakemake loaded from `config.yaml` and any `--configfile` / `--config` overrides.
-
-    Returns:
-        The frozen configuration.
-
-    Raises:
-        ConfigError: naming the first offending key and the values it accepts.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(f"the configuration must be a mapping, got {type(data).__name__}")
-    cfg = _parse_dataclass(Config, data)
-    _cross_checks(cfg)
-    return cfg
-
-
-def track_substep(cfg: Config) -> int | None:
-    """The frame step the tracker works at inside a clip (``track.substep`` resolved), or None to track the clip's
-    sampled frames directly.
-
-    Only ``clips.mode: regular`` has a step to fill; ``uniform`` clips have gaps of any length (tracking through
-    them could mean decoding most of a video) and ``dense`` clips have none, so they are tracked directly, as are
-    the ``ground_truth`` tracker's (exact at any step). ``auto`` gives 1 (every source frame) to ``lk``, which
-    follows small motions far better than large ones, and None to ``cotracker3``, which follows large motions
-    itself and whose GPU time grows with the frames it is given; an integer ``k`` gives ``k``, None when it equals
-    ``clips.step`` (nothing to insert). :func:`mosic.tracking.substep.substep_frames` applies it to each clip.
-    """
-    substep, clips = cfg.track.substep, cfg.clips
-    if substep == "direct" or clips.mode != "regular" or cfg.track.tracker == "ground_truth":
-        return None
-    if substep == "auto":
-        substep = 1 if cfg.track.tracker == "lk" else clips.step
-    return None if substep >= clips.step else substep
+def cross_view_available(cfg: Config) -> bool:
+    """Whether the image set has faces to compare: the synthetic set generated with ``synthetic.faces > 1``."""
+    return cfg.evaluate.image_dataset.kind == "synthetic" and cfg.synthetic.faces > 1
 
 
 def to_dict(obj: Any) -> Any:
@@ -781,78 +503,3 @@ def config_hash(obj: Any) -> str:
     """Stable short hash of a config section (sorted-key JSON, sha256, 16 hex digits)."""
     blob = json.dumps(to_dict(obj), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def section_from_dict(cls: type, data: dict[str, Any], name: str = "") -> Any:
-    """Rebuild one config section from the dict a rule received in `params:` (validated again, cheaply).
-
-    A training section (from :func:`run_train_config`) carries the run's own seed and track source.
-    """
-    return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "", run=True)
-
-
-PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview")
-# Cross-view protocols and the standard protocol whose settings (config section) each one reuses.
-CROSS_VIEW = {"hummingbird_xview": "hummingbird", "clustering_xview": "clustering"}
-
-
-def cross_view_available(cfg: Config) -> bool:
-    """Whether the image set has faces to compare: the synthetic set generated with ``synthetic.faces > 1``."""
-    return cfg.evaluate.image_dataset.kind == "synthetic" and cfg.synthetic.faces > 1
-
-
-def protocols_on(cfg: Config) -> list[str]:
-    """The protocols the workflow runs, in :data:`PROTOCOLS` order: each one enabled, a cross-view one with
-    ``enabled: auto`` only where :func:`cross_view_available` (``enabled: true`` elsewhere fails parsing)."""
-    on = []
-    for protocol in PROTOCOLS:
-        enabled = getattr(cfg.evaluate, protocol).enabled
-        if enabled is True or (enabled == "auto" and cross_view_available(cfg)):
-            on.append(protocol)
-    return on
-
-
-def evaluate_job_section(cfg: Config, protocol: str) -> dict[str, Any]:
-    """The evaluate section an evaluation job receives: the shared keys and only its own protocol's settings (a
-    cross-view protocol: its own section and that of the standard protocol whose settings it reuses)."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"unknown protocol {protocol!r}; accepted values: {', '.join(map(repr, PROTOCOLS))}")
-    own = {protocol, CROSS_VIEW.get(protocol, protocol)}
-    return {k: v for k, v in to_dict(cfg.evaluate).items() if k in own or k not in PROTOCOLS}
-
-
-def evaluate_gpus(cfg: Config) -> int:
-    """GPUs an evaluation job asks Snakemake for (its ``resources: gpu``), following ``evaluate.device``.
-
-    ``cuda``: 1; ``cpu``: 0; ``auto``: 1 when the run trains on GPUs (``train.gpus > 0``), else 0 (a job that
-    finds a GPU anyway still uses it, without reserving it).
-    """
-    device = cfg.evaluate.device
-    if device == "auto":
-        return 1 if cfg.train.gpus > 0 else 0
-    return 1 if device == "cuda" else 0
-
-
-def run_name(variant: str, seed: int) -> str:
-    """The name of a training run and of its evaluated model: ``mosic_s0``, ``static_s1``, ``start_s0``."""
-    return f"{variant}_s{seed}"
-
-
-def split_run_name(name: str) -> tuple[str, int | None]:
-    """Inverse of :func:`run_name`: ``mosic_s1`` -> (``mosic``, 1); a name without a seed -> (name, None)."""
-    m = re.fullmatch(r"(.+)_s(\d+)", name)
-    return (m.group(1), int(m.group(2))) if m else (name, None)
-
-
-def run_train_config(cfg: Config, variant: str, seed: int, *, pretrain_backbone: str | None = None) -> TrainConfig:
-    """The training section of one run: ``variant`` is ``mosic`` (cached tracks) or a control name.
-
-    With ``train.init: pretrain``, `pretrain_backbone` (the pretrain rule's output) becomes the run's init path.
-    """
-    if variant != "mosic" and variant not in CONTROLS:
-        raise ConfigError(f"unknown training variant {variant!r}; accepted values: 'mosic', {', '.join(CONTROLS)}")
-    source = variant if variant in ("shuffled", "static") else "cached"
-    run = dataclasses.replace(cfg.train, seed=seed, track_source=source, transposed_gather=variant == "transposed")
-    if run.init == "pretrain" and pretrain_backbone is not None:
-        run = dataclasses.replace(run, init=str(pretrain_backbone))
-    return run
