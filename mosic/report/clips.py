@@ -313,7 +313,8 @@ def render_clip_animations(
         max_points: tracked points drawn per clip.
 
     Returns:
-        One record per GIF: ``path``, ``video_id``, ``clip_id``, ``shard``, ``frames``, ``points``.
+        One record per GIF: ``path``, ``video_id``, ``clip_id`` (the stable 63-bit id), ``source_frames`` (first and
+        last frame index in the video), ``shard``, ``frames``, ``points``.
     """
     extractors = {name: _extractor(path, input_size) for name, path in models.items()}
     readers: dict[int, ShardReader] = {}
@@ -336,6 +337,7 @@ def render_clip_animations(
         animate_clip(clip.frames, clip.tracks, clip.visibility, maps, out, k=k, max_points=max_points,
                      title=f"{clip.video_id}  ")  # fmt: skip
         records.append({"path": str(out), "video_id": clip.video_id, "clip_id": clip.clip_id,
+                        "source_frames": [int(clip.frame_indices[0]), int(clip.frame_indices[-1])],
                         "shard": str(shards[s]), "frames": int(len(clip.frames)),
                         "points": int(min(max_points, clip.tracks.shape[1]))})  # fmt: skip
         logger.info("wrote %s (%s clip %d, %d frames)", out, clip.video_id, clip.clip_id, len(clip.frames))
@@ -346,7 +348,8 @@ def gallery_html(records: Sequence[Mapping], *, title: str = "Clips") -> str:
     """A standalone HTML page showing GIFs inline (embedded as data URIs), each under a heading.
 
     Args:
-        records: dicts with ``path`` (a GIF) and optionally ``video_id``, ``clip_id``, ``shard``.
+        records: dicts with ``path`` (a GIF) and optionally ``video_id``, ``source_frames`` (headed "<video>
+            frames a–b"; without it "<video> clip <clip_id>"), ``shard``.
     """
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              "<style>body{font-family:sans-serif;font-size:13px;margin:1em}"
@@ -354,7 +357,9 @@ def gallery_html(records: Sequence[Mapping], *, title: str = "Clips") -> str:
              f"<body><h1>{html.escape(title)}</h1>"]  # fmt: skip
     for r in records:
         data = base64.b64encode(Path(r["path"]).read_bytes()).decode("ascii")
-        label = f"{r.get('video_id', '')} clip {r.get('clip_id', '')}".strip()
+        span = r.get("source_frames")
+        where = f"frames {span[0]}–{span[1]}" if span else f"clip {r.get('clip_id', '')}"
+        label = f"{r.get('video_id', '')} {where}".strip()
         parts.append(f"<h2>{html.escape(label)}</h2><p><code>{html.escape(Path(r['path']).name)}</code>"
                      f" from <code>{html.escape(str(r.get('shard', '')))}</code></p>"
                      f"<img alt='{html.escape(label)}' src='data:image/gif;base64,{data}'>")  # fmt: skip

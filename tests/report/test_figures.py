@@ -260,7 +260,9 @@ def test_render_clip_animations(tmp_path):
         with Image.open(out) as im:
             assert im.n_frames == 5 and im.size == (3 * 32 * 6 + 8, 24 * 6 + 16)  # panels upscaled to >= 192 px
     page = gallery_html(records, title="Clips")
-    assert page.count("data:image/gif;base64,") == 2 and "vid_3 clip 3" in page
+    assert records[1]["source_frames"] == [0, 4]
+    assert page.count("data:image/gif;base64,") == 2 and "vid_3 frames 0–4" in page
+    assert "vid_7 clip 7" in gallery_html([{**records[0], "video_id": "vid_7", "clip_id": 7, "source_frames": None}])
 
 
 def test_point_colours_distinct():
