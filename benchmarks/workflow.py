@@ -42,7 +42,7 @@ def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
     res = subprocess.run([*cmd, *args], capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if res.returncode != 0:
-        raise SystemExit(f"snakemake {' '.join(args)} failed in {workdir}:\n{res.stderr[-3000:]}")
+        raise SystemExit(f"snakemake {' '.join(args)} failed in {workdir}:\n{(res.stdout + res.stderr)[-3000:]}")
     return elapsed, res.stdout + res.stderr
 
 
@@ -103,6 +103,7 @@ def main() -> None:
         cfg = {
             "dataset": {"kind": "ytvos", "name": "large", "root": str(corpus), "split": ""},
             "clips": {"num_shards": args.shards},
+            "train": {"init": "random"},  # the demo's pretrained start (rule pretrain) needs the synthetic set
         }
         (big / "large.yaml").write_text(yaml.safe_dump(cfg))
         dag = []
