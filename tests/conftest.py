@@ -50,3 +50,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(skip_gpu)
+
+
+@pytest.fixture(scope="session")
+def real_videos() -> Path:
+    """The folder of real test clips (``../shared/data/videos``, README table there, or ``$MOSIC_TEST_VIDEOS``);
+    skips the test when it is absent."""
+    folder = Path(os.environ.get("MOSIC_TEST_VIDEOS", REPO / "../shared/data/videos")).resolve()
+    if not (folder / "apple.mp4").is_file():
+        pytest.skip(f"real test videos not found at {folder} (set MOSIC_TEST_VIDEOS)")
+    return folder

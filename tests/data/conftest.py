@@ -16,8 +16,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REAL_VIDEOS = Path(__file__).resolve().parents[2] / "../shared/data/videos"
-
 # A frame of the indexed videos is a grid of CELL-pixel cells; frame k lights cell k (row-major).
 CELL = 8
 BACKGROUND, BLOCK = 40, 230
@@ -124,15 +122,6 @@ def media() -> SimpleNamespace:
 def indexed_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 40-frame 96x64 H.264 mp4 (GOP 10, B-frames) whose frame k lights grid cell k."""
     return encode_video(tmp_path_factory.mktemp("video") / "indexed.mp4", indexed_frames(40))
-
-
-@pytest.fixture(scope="session")
-def real_videos() -> Path:
-    """The folder of real test clips (README table there); skips the test when it is absent."""
-    folder = Path(os.environ.get("MOSIC_TEST_VIDEOS", REAL_VIDEOS)).resolve()
-    if not (folder / "apple.mp4").is_file():
-        pytest.skip(f"real test videos not found at {folder} (set MOSIC_TEST_VIDEOS)")
-    return folder
 
 
 @pytest.fixture

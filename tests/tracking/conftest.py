@@ -1,15 +1,11 @@
 """Synthetic clips with exactly known motion for the tracking tests (smooth random textures moved by cv2.warpAffine),
 and the real test videos (skipped when absent)."""
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-
-REAL_VIDEOS = Path(__file__).resolve().parents[2] / "../shared/data/videos"
 
 
 def smooth_texture(height: int, width: int, seed: int, sigma: float = 2.0) -> np.ndarray:
@@ -47,15 +43,3 @@ def make_translated_clip() -> Callable[..., np.ndarray]:
 def make_texture() -> Callable[..., np.ndarray]:
     """:func:`smooth_texture` as a fixture."""
     return smooth_texture
-
-
-@pytest.fixture(scope="session")
-def real_videos() -> Path:
-    """The folder of real test clips (``../shared/data/videos``, or ``$MOSIC_TEST_VIDEOS``); skips when absent.
-
-    Same rule as the reader tests' fixture of that name (tests/data/conftest.py).
-    """
-    folder = Path(os.environ.get("MOSIC_TEST_VIDEOS", REAL_VIDEOS)).resolve()
-    if not (folder / "apple.mp4").is_file():
-        pytest.skip(f"real test videos not found at {folder} (set MOSIC_TEST_VIDEOS)")
-    return folder
