@@ -35,7 +35,7 @@ import yaml
 from machine import machine_info
 from PIL import Image
 
-from mosic.config import parse_config, run_train_config
+from mosic.config import RunSpec, evaluate_job, parse_config, run_train_config
 from mosic.evaluate.datasets import image_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.evaluate.run import run_protocol
@@ -116,12 +116,13 @@ def main() -> None:
             overrides, variant = VARIANTS[name]
             settings = {k: v for k, v in overrides.items() if k != "epochs_x"}
             epochs = args.epochs * overrides.get("epochs_x", 1)
-            tc = run_train_config(cfg, variant, args.seed)
+            run = RunSpec(variant=variant, seed=args.seed)
+            tc = run_train_config(cfg)
             tc = dataclasses.replace(tc, epochs=epochs, **{"init": "random", **settings})  # the table: random init
             tc = dataclasses.replace(tc, wandb=dataclasses.replace(tc.wandb, mode="disabled"))
             out = workdir / "variants" / name
             start = time.perf_counter()
-            result = train(tc, shards, out, provenance={"benchmark": "demo_variants", "variant": name})
+            result = train(tc, run, shards, out, provenance={"benchmark": "demo_variants", "variant": name})
             seconds = time.perf_counter() - start
             size = tc.input_size if tc.input_size != cfg.train.input_size else None
             ev_v = ev
@@ -133,16 +134,16 @@ def main() -> None:
             for model in ("initial_backbone", "backbone"):
                 for protocol in ("hummingbird", "linear"):
                     path = out / f"{model}.{protocol}.json"
-                    run_protocol(protocol, model=str(out / f"{model}.safetensors"), model_name=model, cfg=ev_v,
-                                 image_root=str(ds / "data" / "voc"), video_root=str(ds / "data" / "ytvos"),
-                                 out_path=path, provenance={})  # fmt: skip
+                    run_protocol(evaluate_job(ev_v, protocol), model=str(out / f"{model}.safetensors"),
+                                 model_name=model, image_root=str(ds / "data" / "voc"),
+                                 video_root=str(ds / "data" / "ytvos"), out_path=path, provenance={})  # fmt: skip
                     scores[f"{model}_{protocol}"] = json.loads(path.read_text())["metrics"]["miou"]
             for model in ("initial_backbone", "backbone"):
                 stats = feature_structure(out / f"{model}.safetensors", ds / "data" / "voc", size or ev.input_size)
                 scores |= {f"{model}_{k}": v for k, v in stats.items()}
             deltas = {f"delta_{p}": round(scores[f"backbone_{p}"] - scores[f"initial_backbone_{p}"], 4)
                       for p in ("hummingbird", "linear")}  # fmt: skip
-            row = {"variant": name, "track_source": tc.track_source, "overrides": overrides, "steps": result["steps"],
+            row = {"variant": name, "track_source": run.track_source, "overrides": overrides, "steps": result["steps"],
                    "train_s": round(seconds, 1), **{k: round(v, 4) for k, v in scores.items()}, **deltas}  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -45,13 +45,14 @@ from machine import machine_info
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mosic.config import TrainConfig, section_from_dict  # noqa: E402
+from mosic.config import RunSpec, TrainConfig, section_from_dict  # noqa: E402
 from mosic.model.ema import ema_update_  # noqa: E402
 from mosic.train.data import ClipBatch  # noqa: E402
 from mosic.train.loop import PRESETS, build_models, build_optimizer, param_groups  # noqa: E402
 from mosic.train.step import mosic_step, step_seed, train_step  # noqa: E402
 
 IMPLS = ("previous", "lean", "lean+compile")
+RUN = RunSpec(variant="mosic", seed=0)  # the tracked run, seed 0
 
 
 def make_batch(cfg: TrainConfig, frames: int, device: torch.device, seed: int) -> ClipBatch:
@@ -73,7 +74,7 @@ class Runner:
     def __init__(self, impl: str, cfg: TrainConfig, device: torch.device) -> None:
         self.impl, self.cfg, self.device = impl, cfg, device
         self.preset = PRESETS[cfg.preset]
-        self.net, self.teacher = build_models(cfg, self.preset, device)
+        self.net, self.teacher = build_models(cfg, RUN, self.preset, device)
         if impl == "lean+compile":  # what train.compile does
             self.net.compile()
             self.teacher.compile()
@@ -86,7 +87,7 @@ class Runner:
         self.losses: list[float] = []
 
     def step(self, batch: ClipBatch) -> None:
-        seed = step_seed(self.cfg.seed, self.steps)
+        seed = step_seed(RUN.seed, self.steps)
         if self.impl.startswith("lean"):
             self.last = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset, seed)
         else:
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     raw = yaml.safe_load((REPO / "config.yaml").read_text())["train"]
     cfg = section_from_dict(
         TrainConfig,
-        {**raw, "seed": 0, "track_source": "cached", "transposed_gather": False, "init": "random",
+        {**raw, "init": "random",
          "model": args.model, "input_size": args.size,
          "batch_size": args.batch, "num_points": args.points, "teacher_frames": args.teacher_frames,
          "trainable_blocks": args.trainable_blocks},

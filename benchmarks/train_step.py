@@ -73,7 +73,7 @@ from machine import machine_info
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mosic.config import LKConfig, SyntheticConfig, TrainConfig, section_from_dict  # noqa: E402
+from mosic.config import LKConfig, RunSpec, SyntheticConfig, TrainConfig, section_from_dict  # noqa: E402
 from mosic.data.synthetic import render_video  # noqa: E402
 from mosic.geometry import grid_queries  # noqa: E402
 from mosic.model.ema import make_teacher  # noqa: E402
@@ -87,6 +87,7 @@ from mosic.train.step import step_seed, train_step  # noqa: E402
 T, BATCH, NUM_BATCHES = 12, 8, 4
 CACHE_GRID, STEP_GRID = 32, 16  # the cache's query grid; the original's online grid_size
 COTRACKER_REFERENCE_S = 17.0  # s per 12-frame clip on this CPU, shared/reference/cotracker.md (not measured here)
+RUN = RunSpec(variant="mosic", seed=0)  # the tracked run, seed 0
 BASELINE = "cached"
 PROVENANCE = {
     "mosic_version": "bench",
@@ -169,7 +170,7 @@ class Runner:
             )
         tracked = time.perf_counter()
         stats = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset,
-                           step_seed(self.cfg.seed, self.steps))  # fmt: skip
+                           step_seed(RUN.seed, self.steps))  # fmt: skip
         loss = float(stats[0])  # the loop reads every step's statistics back on the CPU
         if not stats[-1] > 0:
             raise RuntimeError(f"{self.variant.name} at {self.size} px: non-finite loss at step {self.steps}")
@@ -225,7 +226,7 @@ def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig) -> TrackSt
 
 def make_batches(store: TrackStore, cfg: TrainConfig, preset: Preset) -> tuple[list[RawBatch], list[np.ndarray]]:
     """NUM_BATCHES loader batches and their teacher views as uint8 clips."""
-    dataset = build_dataset(store, cfg, preset)
+    dataset = build_dataset(store, cfg, RUN, preset)
     mean = torch.tensor(preset.mean).view(3, 1, 1)
     std = torch.tensor(preset.std).view(3, 1, 1)
     batches, clips = [], []
@@ -297,9 +298,6 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 **raw["train"],
                 "batch_size": BATCH,
                 "input_size": size,
-                "seed": 0,
-                "track_source": "cached",
-                "transposed_gather": False,
                 "init": "random",  # config.yaml says pretrain: a start the workflow makes
             },
             "train",
@@ -308,12 +306,12 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         batches, clips = make_batches(store, base, preset)
         for variant in VARIANTS:
             cfg = replace(base, teacher_frames=variant.teacher_frames, symmetric=variant.symmetric)
-            torch.manual_seed(cfg.seed)
-            net = build_net(cfg, preset)
+            torch.manual_seed(RUN.seed)
+            net = build_net(cfg, RUN, preset)
             teacher = make_teacher(net)
             optimizer = build_optimizer(net, cfg)
             tracker = make_lk(lk, args.lk_threads) if variant.tracker else None
-            transform = build_dataset(store, cfg, preset).transform  # the student's views the variant needs
+            transform = build_dataset(store, cfg, RUN, preset).transform  # the student's views the variant needs
             runners.append(
                 Runner(variant, size, cfg, preset, net, teacher, optimizer, batches, transform, clips, tracker)
             )

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mosic.config import Config, run_train_config, track_substep
+from mosic.config import Config, RunSpec, run_train_config, track_substep
 from mosic.data.index import run_index
 from mosic.data.synthetic import generate_synthetic
 from mosic.evaluate.datasets import image_dataset
@@ -116,8 +116,8 @@ def run_study(
             for variant in variants:
                 key = f"{tracker}/{variant}_s{seed}"
                 run = work / "runs" / name / key
-                tc = run_train_config(cfg, variant, seed, pretrain_backbone=str(start) if start else None)
-                train(tc, shards, run, provenance=prov)
+                tc = run_train_config(cfg, pretrain_backbone=str(start) if start else None)
+                train(tc, RunSpec(variant=variant, seed=seed), shards, run, provenance=prov)
                 begin = f"start_s{seed}"
                 if begin not in scores:  # every run of a seed starts from the same backbone, which it exported
                     done = [v for k, v in scores.items() if k.startswith("start_s")]

@@ -14,7 +14,7 @@ from mosic.config import (
     PROTOCOLS,
     ConfigError,
     evaluate_gpus,
-    evaluate_job_section,
+    evaluate_job,
     parse_config,
     protocols_on,
     run_name,
@@ -47,6 +47,9 @@ RUNS = [run_name(v, s) for s in CFG.runs.seeds for v in VARIANTS]
 TRAIN_ROOT = f"{DS}/train"
 # The image-pretrained start of train.init: pretrain (rule pretrain).
 PRETRAIN_BACKBONE = f"{DS}/pretrain/backbone.safetensors"
+# The train section every run receives (with train.init: pretrain, the pretrain rule's backbone as its init); a
+# run's variant and seed come beside it, from the train rule's wildcards.
+TRAIN_SECTION = to_dict(run_train_config(CFG, pretrain_backbone=PRETRAIN_BACKBONE))
 EVAL_DIR = f"{OUT}/eval"
 # Evaluated side by side: each seed's starting backbone (exported by its mosic run as training begins;
 # the controls of a seed start from the same weights) and every trained run.
@@ -81,8 +84,3 @@ def shard_clips(wildcards):
 def section(name):
     """One config section as a plain dict for params, so edits to other sections never rerun the job."""
     return to_dict(getattr(CFG, name))
-
-
-def run_section(variant, seed):
-    """The train section of one run (its seed and track source set), as a plain dict for params."""
-    return to_dict(run_train_config(CFG, variant, int(seed), pretrain_backbone=PRETRAIN_BACKBONE))

@@ -24,7 +24,7 @@ rule evaluate:
     params:
         # The shared evaluate keys and this protocol's own settings (a cross-view protocol's also those of the
         # protocol it extends): editing another protocol never reruns it.
-        evaluate_cfg=lambda wc: evaluate_job_section(CFG, wc.protocol),
+        evaluate_cfg=lambda wc: evaluate_job(CFG.evaluate, wc.protocol).as_dict(),
         image_root=EVAL_IMAGE_ROOT,
         video_root=EVAL_VIDEO_ROOT,
         cache=f"{EVAL_DIR}/cache",

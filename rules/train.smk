@@ -27,15 +27,17 @@ rule train:
         # then starts one torchrun per node with a c10d rendezvous.
         nodes=1,
     params:
-        # Only this run's own settings: adding a seed or a control never reruns the others.
-        train_cfg=lambda wc: json.dumps(run_section(wc.variant, wc.seed)),
+        # The train section only (the run's variant and seed are its wildcards): adding a seed or a control never
+        # reruns the others.
+        train_cfg=json.dumps(TRAIN_SECTION),
         out=lambda wc, output: os.path.dirname(output.final),
         # Snakemake clamps resources.gpu to --resources gpu=...; use the clamped count, or gloo ranks on CPU.
         nproc=lambda wc, resources: resources.gpu if resources.gpu > 0 else CFG.train.cpu_processes,
     shell:
         "OMP_NUM_THREADS={threads} python -m mosic.gpu_slots {resources.gpu} -- "
         "python -m mosic.launch --nproc {params.nproc} --nodes {resources.nodes} -- "
-        "{input.script} --train-config {params.train_cfg:q} --out {params.out} {input.shards} > {log} 2>&1"
+        "{input.script} --variant {wildcards.variant} --seed {wildcards.seed} --train-config {params.train_cfg:q} "
+        "--out {params.out} {input.shards} > {log} 2>&1"
 
 
 rule pretrain:

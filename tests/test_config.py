@@ -167,19 +167,24 @@ def test_per_run_keys_are_set_by_the_workflow_not_config_yaml(default_config_dic
         parse_config(default_config_dict)
 
 
-def test_run_train_config_sets_seed_and_track_source(default_config_dict):
-    from mosic.config import TrainConfig, run_train_config
+def test_run_spec_sets_seed_and_track_source(default_config_dict):
+    from mosic.config import RunSpec, TrainConfig, run_train_config
 
     cfg = parse_config(default_config_dict)
-    run = run_train_config(cfg, "shuffled", 7)
+    run = RunSpec(variant="shuffled", seed=7)
     assert (run.seed, run.track_source) == (7, "shuffled")
-    assert run_train_config(cfg, "mosic", 1).track_source == "cached"
-    # The section a training job receives round-trips, per-run keys included.
-    assert section_from_dict(TrainConfig, to_dict(run), "train") == run
-    with pytest.raises(ConfigError, match="missing config key 'train.seed'"):
-        section_from_dict(TrainConfig, {k: v for k, v in to_dict(run).items() if k != "seed"}, "train")
+    assert RunSpec(variant="mosic", seed=1).track_source == "cached"
+    # The section a training job receives round-trips; the run's seed comes beside it, never inside.
+    train = run_train_config(cfg)
+    assert section_from_dict(TrainConfig, to_dict(train), "train") == train
+    with pytest.raises(ConfigError, match="'train.seed' is set for each training run"):
+        section_from_dict(TrainConfig, {**to_dict(train), "seed": 7}, "train")
+    with pytest.raises(TypeError, match="seed"):  # a run without its seed is refused
+        RunSpec(variant="mosic")  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="training seed is -1; accepted values: an integer >= 0"):
+        RunSpec(variant="mosic", seed=-1)
     with pytest.raises(ConfigError, match="unknown training variant 'moving'"):
-        run_train_config(cfg, "moving", 0)
+        RunSpec(variant="moving", seed=0)
 
 
 @pytest.mark.parametrize(
@@ -217,20 +222,22 @@ def test_pretrained_config_merges_over_the_demo(default_config_dict, repo):
 
 
 def test_evaluation_job_gets_only_its_protocol(default_config_dict):
-    from mosic.config import EvaluateConfig, evaluate_job_section
+    from mosic.config import evaluate_job, evaluate_job_from_dict
 
     cfg = parse_config(default_config_dict)
-    job = evaluate_job_section(cfg, "hummingbird")
+    job = evaluate_job(cfg.evaluate, "hummingbird").as_dict()  # the evaluate rule's params
     assert "hummingbird" in job and not {"linear", "clustering", "videoseg"} & set(job)
-    rebuilt = section_from_dict(EvaluateConfig, job, "evaluate")
-    assert rebuilt.hummingbird == cfg.evaluate.hummingbird and rebuilt.linear is None
-    assert rebuilt.seed == cfg.evaluate.seed and rebuilt.image_dataset == cfg.evaluate.image_dataset
+    rebuilt = evaluate_job_from_dict("hummingbird", job)
+    assert rebuilt.section == cfg.evaluate.hummingbird and rebuilt.reused is None
+    assert rebuilt.shared.seed == cfg.evaluate.seed and rebuilt.shared.image_dataset == cfg.evaluate.image_dataset
+    with pytest.raises(ConfigError, match="unknown config key 'evaluate.linear'"):  # no other protocol's settings
+        evaluate_job_from_dict("hummingbird", {**job, "linear": to_dict(cfg.evaluate.linear)})
     # config.yaml itself must still hold every protocol.
     del default_config_dict["evaluate"]["linear"]
     with pytest.raises(ConfigError, match="missing config key 'evaluate.linear'"):
         parse_config(default_config_dict)
     with pytest.raises(ConfigError, match="unknown protocol 'knn'"):
-        evaluate_job_section(cfg, "knn")
+        evaluate_job(cfg.evaluate, "knn")
 
 
 @pytest.mark.parametrize(

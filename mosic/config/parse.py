@@ -10,7 +10,18 @@ import types
 import typing
 from typing import Any, Literal
 
-from mosic.config.schema import CROSS_VIEW, INITS, Config, ConfigError, TrainConfig, cross_view_available
+from mosic.config.jobs import EvaluateJob, check_protocol
+from mosic.config.schema import (
+    CROSS_VIEW,
+    INITS,
+    RUN_KEYS,
+    Config,
+    ConfigError,
+    EvaluateConfig,
+    EvaluateShared,
+    TrainConfig,
+    cross_view_available,
+)
 
 
 def _type_name(tp: Any) -> str:
@@ -33,12 +44,12 @@ def _plural_type_name(tp: Any) -> str:
     return {bool: "true or false values", int: "integers", float: "numbers", str: "strings"}.get(tp, str(tp))
 
 
-def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool = False) -> Any:
+def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping of its own keys, got {value!r}")
-        return _parse_dataclass(tp, value, prefix=key + ".", run=run)
+        return _parse_dataclass(tp, value, prefix=key + ".")
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -58,7 +69,7 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any], run: bool 
             raise TypeError(f"unsupported annotation for {key}: {tp}")
         for alternative in alternatives:
             try:
-                return _check_value(key, value, alternative, meta, run)
+                return _check_value(key, value, alternative, meta)
             except ConfigError:
                 continue
         # YAML 1.1 reads unquoted off / no / on / yes as booleans, so `substep: off` arrives as False.
@@ -96,30 +107,28 @@ def _range_text(meta: dict[str, Any]) -> str:
     return f" {rng}" if rng else ""
 
 
-def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: bool = False) -> Any:
-    """Check and build `cls` from `data`; `run`: a training run's section, which holds the per-run fields."""
+def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Check and build `cls` from `data`, every key known, present, typed and in range."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    per_run = {name for name, f in fields.items() if f.metadata.get("per_run")}
-    if not run:
-        given = sorted(per_run & set(data))
+    if cls is TrainConfig:
+        given = [k for k in RUN_KEYS if k in data]
         if given:
             raise ConfigError(
                 f"config key '{prefix}{given[0]}' is set for each training run by the workflow (from runs.seeds and "
                 "runs.controls); remove it"
             )
-        fields = {name: f for name, f in fields.items() if name not in per_run}
-    if cls is TrainConfig and "pretrained" in data:
-        raise ConfigError(
-            f"config key '{prefix}pretrained' was replaced by '{prefix}init': use init: timm for pretrained: true, "
-            "init: random for pretrained: false"
-        )
+        if "pretrained" in data:
+            raise ConfigError(
+                f"config key '{prefix}pretrained' was replaced by '{prefix}init': use init: timm for pretrained: "
+                "true, init: random for pretrained: false"
+            )
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ConfigError(
             f"unknown config key '{prefix}{unknown[0]}'; known keys here: {', '.join(prefix + k for k in fields)}"
         )
-    missing = [k for k, f in fields.items() if k not in data and not (run and f.metadata.get("job_optional"))]
+    missing = [k for k in fields if k not in data]
     if missing:
         f = fields[missing[0]]
         raise ConfigError(
@@ -127,8 +136,7 @@ def _parse_dataclass(cls: type, data: dict[str, Any], prefix: str = "", run: boo
             f"{_type_name(hints[missing[0]])})"
         )
     values = {
-        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata), run) if name in data else None
-        for name, f in fields.items()
+        name: _check_value(prefix + name, data[name], hints[name], dict(f.metadata)) for name, f in fields.items()
     }
     return cls(**values)
 
@@ -267,6 +275,26 @@ def parse_config(data: dict[str, Any]) -> Config:
 def section_from_dict(cls: type, data: dict[str, Any], name: str = "") -> Any:
     """Rebuild one config section from the dict a rule received in `params:` (validated again, cheaply).
 
-    A training section (from :func:`run_train_config`) carries the run's own seed and track source.
+    `name`: the section's key in config.yaml (``train``, ``track.lk``), which error messages name.
     """
-    return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "", run=True)
+    return _parse_dataclass(cls, dict(data), prefix=f"{name}." if name else "")
+
+
+def evaluate_job_from_dict(protocol: str, data: dict[str, Any]) -> EvaluateJob:
+    """Rebuild an evaluation job from its dict (:meth:`EvaluateJob.as_dict`, the evaluate rule's `params:`),
+    validated again: the shared evaluate keys, the protocol's own section and, for a cross-view protocol, the
+    section of the standard protocol it reuses; any other key is refused.
+
+    Raises:
+        ConfigError: naming an unknown protocol, or the first offending ``evaluate.`` key.
+    """
+    check_protocol(protocol)
+    hints = typing.get_type_hints(EvaluateConfig)
+    reused = CROSS_VIEW.get(protocol)
+    own = [k for k in (protocol, reused) if k]
+    for key in own:
+        if key not in data:
+            raise ConfigError(f"missing config key 'evaluate.{key}': the {protocol} job runs with its settings")
+    sections = {k: section_from_dict(hints[k], data[k], f"evaluate.{k}") for k in own}
+    shared = section_from_dict(EvaluateShared, {k: v for k, v in data.items() if k not in sections}, "evaluate")
+    return EvaluateJob(protocol=protocol, shared=shared, section=sections[protocol], reused=sections.get(reused))

@@ -24,6 +24,8 @@ __all__ = [
     "TrainConfig",
     "INITS",
     "CONTROLS",
+    "Variant",
+    "RUN_KEYS",
     "PretrainConfig",
     "RunsConfig",
     "ImageDatasetConfig",
@@ -33,8 +35,10 @@ __all__ = [
     "HummingbirdConfig",
     "VideoSegConfig",
     "CrossViewConfig",
+    "EvaluateShared",
     "EvaluateConfig",
     "Config",
+    "Protocol",
     "PROTOCOLS",
     "CROSS_VIEW",
     "cross_view_available",
@@ -55,29 +59,17 @@ def _field(
     gt: float | None = None,
     lt: float | None = None,
     allow_empty: bool = False,
-    job_optional: bool = False,
     default: Any = dataclasses.MISSING,
 ) -> Any:
     """A required dataclass field with its documentation and numeric bounds (inclusive ge/le, exclusive gt/lt).
 
-    `job_optional`: required in config.yaml, but the section a job receives may leave it out (it is then None):
-    an evaluation job gets only its own protocol's settings, so editing another protocol never reruns it.
     `default`: the value when Python code builds the dataclass without it (a key added later, so that existing
     callers keep working); config.yaml must still set the key.
     """
     return field(
         default=default,
-        metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty,
-                  "job_optional": job_optional},
-    )  # fmt: skip
-
-
-def _per_run(doc: str, default: Any) -> Any:
-    """A field the workflow sets for each training run (from the `runs` section), never in config.yaml.
-
-    The parsed pipeline config holds `default` there; the section a training job receives holds the run's value.
-    """
-    return field(default=default, metadata={"doc": doc, "per_run": True})
+        metadata={"doc": doc, "ge": ge, "le": le, "gt": gt, "lt": lt, "allow_empty": allow_empty},
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,20 +296,15 @@ class TrainConfig:
     gpus: int = _field("GPUs the training rule asks for (resources: gpu); 0 = train on CPU.", ge=0, le=1024)
     cpu_processes: int = _field("Processes (gloo ranks) when training on CPU.", ge=1, le=64)
     wandb: WandbConfig = _field("Weights & Biases logging.")
-    seed: int = _per_run("Random seed of this run (each process and loader worker derives its own).", 0)
-    track_source: Literal["cached", "shuffled", "static"] = _per_run(
-        "cached: the tracker's tracks; shuffled: targets from random other points (control); static: every "
-        "point stays where it was at frame 0 (no-motion control).",
-        "cached",
-    )
-    transposed_gather: bool = _per_run(
-        "Read features at (x, y) as (row, col), the original code's indexing bug, all else equal (control).", False
-    )
 
 
 Control = Literal["shuffled", "static", "transposed"]
 INITS = ("random", "timm", "pretrain")
 CONTROLS: tuple[str, ...] = typing.get_args(Control)
+# A training run: the tracked run (`mosic`, the tracker's tracks) or a control; with its seed, what a run adds to the
+# train section (mosic.config.jobs.RunSpec), so these keys of a run are never train keys of config.yaml.
+Variant = Literal["mosic", "shuffled", "static", "transposed"]
+RUN_KEYS = ("seed", "track_source", "transposed_gather")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,7 +324,7 @@ class PretrainConfig:
 class RunsConfig:
     """The training runs compared in the evaluation: the tracked run and its controls, once per seed."""
 
-    seeds: list[int] = _field("Seeds; every variant is trained once per seed (train.seed of the run).", ge=0)
+    seeds: list[int] = _field("Seeds; every variant is trained once per seed (the seed of the run).", ge=0)
     controls: list[Control] = _field(
         "Controls trained beside the tracked run with the same settings: shuffled (targets from random other "
         "points), static (points stay where they were at frame 0), transposed (features read at (x, y) as "
@@ -435,8 +422,9 @@ class CrossViewConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EvaluateConfig:
-    """Dense-feature evaluation of the starting backbone and every trained checkpoint."""
+class EvaluateShared:
+    """The evaluate keys every protocol uses: all of ``evaluate:`` but the protocol sections (what each evaluation
+    job receives beside its own protocol's settings, :class:`mosic.config.jobs.EvaluateJob`)."""
 
     input_size: int = _field("Input size of the linear probe and clustering (NeCo: 448).", ge=16)
     batch_size: int = _field("Images per feature-extraction batch.", ge=1)
@@ -451,16 +439,22 @@ class EvaluateConfig:
     seed: int = _field("Seed of every random draw in evaluation.", ge=0)
     image_dataset: ImageDatasetConfig = _field("Image segmentation set.")
     video_dataset: VideoDatasetConfig = _field("Video segmentation set.")
-    linear: LinearConfig = _field("Linear probe.", job_optional=True)
-    clustering: ClusteringConfig = _field("Clustering.", job_optional=True)
-    hummingbird: HummingbirdConfig = _field("Hummingbird retrieval.", job_optional=True)
-    videoseg: VideoSegConfig = _field("Video segmentation.", job_optional=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluateConfig(EvaluateShared):
+    """Dense-feature evaluation of the starting backbone and every trained checkpoint: the shared keys, then one
+    section per protocol (:data:`PROTOCOLS`)."""
+
+    linear: LinearConfig = _field("Linear probe.")
+    clustering: ClusteringConfig = _field("Clustering.")
+    hummingbird: HummingbirdConfig = _field("Hummingbird retrieval.")
+    videoseg: VideoSegConfig = _field("Video segmentation.")
     hummingbird_xview: CrossViewConfig = _field(
-        "Cross-view Hummingbird: memory of one face, queries of another (hummingbird settings).", job_optional=True
+        "Cross-view Hummingbird: memory of one face, queries of another (hummingbird settings)."
     )
     clustering_xview: CrossViewConfig = _field(
-        "Cross-view clustering: K = classes over every face of each val image (clustering settings).",
-        job_optional=True,
+        "Cross-view clustering: K = classes over every face of each val image (clustering settings)."
     )
 
 
@@ -480,7 +474,8 @@ class Config:
     evaluate: EvaluateConfig = _field("Evaluation protocols.")
 
 
-PROTOCOLS = ("linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview")
+Protocol = Literal["linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview"]
+PROTOCOLS: tuple[str, ...] = typing.get_args(Protocol)
 # Cross-view protocols and the standard protocol whose settings (config section) each one reuses.
 CROSS_VIEW = {"hummingbird_xview": "hummingbird", "clustering_xview": "clustering"}
 

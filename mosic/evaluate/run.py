@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mosic.config import CROSS_VIEW, PROTOCOLS, EvaluateConfig, split_run_name, to_dict
+from mosic.config import CROSS_VIEW, PROTOCOLS, EvaluateJob, split_run_name, to_dict
 from mosic.evaluate.datasets import image_dataset, synthetic_faces, video_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.fsutil import write_text_atomic
@@ -34,26 +34,23 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOLS", "run_protocol", "aggregate", "plot_deltas"]
 
-Protocol = Literal["linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview"]
-
 EXAMPLES = 4  # val images whose Hummingbird predictions are kept for the examples figure
 
 # Hummingbird's reference code normalises with std 0.255 (a typo for 0.225); parity mode reproduces it.
 _HB_PARITY_STD = (0.229, 0.224, 0.255)
 
 
-def _device(cfg: EvaluateConfig) -> torch.device:
-    if cfg.device == "auto":
+def _device(device: Literal["auto", "cpu", "cuda"]) -> torch.device:
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
+    return torch.device(device)
 
 
 def run_protocol(
-    protocol: Protocol,
+    job: EvaluateJob,
     *,
     model: str,
     model_name: str,
-    cfg: EvaluateConfig,
     image_root: str,
     video_root: str,
     out_path: str | Path,
@@ -63,22 +60,22 @@ def run_protocol(
     """Score one model with one protocol and write the JSON result atomically.
 
     Args:
-        protocol: ``linear``, ``clustering``, ``hummingbird``, ``videoseg``, ``hummingbird_xview`` or
-            ``clustering_xview`` (the last two: synthetic image set with faces > 1 only).
+        job: the protocol (``linear``, ``clustering``, ``hummingbird``, ``videoseg``, ``hummingbird_xview`` or
+            ``clustering_xview``; the last two: synthetic image set with faces > 1 only), the shared evaluation
+            settings and the protocol's own (:func:`mosic.config.evaluate_job`).
         model: an exported backbone (``.safetensors``) or a timm model name.
         model_name: the label of the model in the results (``start``, ``main``, ...).
-        cfg: evaluation settings.
         image_root: root of the image segmentation set (the synthetic ``voc/`` folder for the demo).
         video_root: root of the video segmentation set.
         out_path: the result file.
         provenance: the record stored with the result.
         cache_dir: where features are cached per (model, dataset, resolution).
     """
-    device = _device(cfg)
-    # The job's config holds only this protocol's settings (the other protocol sections are None); a cross-view
-    # protocol reads those of the standard protocol it extends.
+    # A cross-view protocol runs with the settings of the standard protocol it extends (job.settings).
+    protocol, cfg, settings = job.protocol, job.shared, job.settings
+    device = _device(cfg.device)
     base = CROSS_VIEW.get(protocol, protocol)
-    size = getattr(cfg, base).input_size if base in ("hummingbird", "videoseg") else cfg.input_size
+    size = settings.input_size if base in ("hummingbird", "videoseg") else cfg.input_size
     backbone = load_model(model, input_size=size)
     std = _HB_PARITY_STD if base == "hummingbird" and cfg.parity else (0.229, 0.224, 0.225)
     extractor = FeatureExtractor(backbone, input_size=size, std=std, device=device, batch_size=cfg.batch_size)
@@ -89,30 +86,28 @@ def run_protocol(
 
         train = image_dataset(ds_cfg.kind, image_root, ds_cfg.train_split)
         val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
-        metrics = linear_probe(train, val, extractor, cfg.linear, seed=cfg.seed, cache_dir=cache, parity=cfg.parity)
-        dataset, settings = val.name, cfg.linear
+        metrics = linear_probe(train, val, extractor, settings, seed=cfg.seed, cache_dir=cache, parity=cfg.parity)
+        dataset = val.name
     elif protocol == "clustering":
         from mosic.evaluate.clustering import overcluster
 
         val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
-        metrics = overcluster(val, extractor, cfg.clustering, cache_dir=cache, parity=cfg.parity)
-        dataset, settings = val.name, cfg.clustering
+        metrics = overcluster(val, extractor, settings, cache_dir=cache, parity=cfg.parity)
+        dataset = val.name
     elif protocol == "hummingbird":
         from mosic.evaluate.hummingbird import hummingbird
 
         train = image_dataset(ds_cfg.kind, image_root, ds_cfg.train_split)
         val = image_dataset(ds_cfg.kind, image_root, ds_cfg.val_split)
-        metrics = hummingbird(
-            train, val, extractor, cfg.hummingbird, seed=cfg.seed, parity=cfg.parity, examples=EXAMPLES
-        )
-        dataset, settings = val.name, cfg.hummingbird
+        metrics = hummingbird(train, val, extractor, settings, seed=cfg.seed, parity=cfg.parity, examples=EXAMPLES)
+        dataset = val.name
     elif protocol == "videoseg":
         from mosic.evaluate.videoseg import video_segmentation
 
         v_cfg = cfg.video_dataset
         videos = video_dataset(v_cfg.kind, video_root, v_cfg.split)
-        metrics = video_segmentation(videos, extractor, cfg.videoseg, seed=cfg.seed)
-        dataset, settings = videos.name, cfg.videoseg
+        metrics = video_segmentation(videos, extractor, settings, seed=cfg.seed)
+        dataset = videos.name
     elif protocol in CROSS_VIEW:
         faces = synthetic_faces(image_root) if ds_cfg.kind == "synthetic" else 1
         if faces < 2:
@@ -125,13 +120,12 @@ def run_protocol(
             from mosic.evaluate.hummingbird import hummingbird_xview
 
             train = [image_dataset(ds_cfg.kind, image_root, f"train_face{f}") for f in range(faces)]
-            metrics = hummingbird_xview(train, val, extractor, cfg.hummingbird, seed=cfg.seed, parity=cfg.parity)
-            settings = cfg.hummingbird
+            metrics = hummingbird_xview(train, val, extractor, settings, seed=cfg.seed, parity=cfg.parity)
         else:
             from mosic.evaluate.clustering import cluster_xview
 
-            metrics = cluster_xview(val, extractor, cfg.clustering, cache_dir=cache, parity=cfg.parity)
-            settings = dataclasses.replace(cfg.clustering, ks=[0])
+            metrics = cluster_xview(val, extractor, settings, cache_dir=cache, parity=cfg.parity)
+            settings = dataclasses.replace(settings, ks=[0])
         dataset = f"{ds_cfg.kind}/" + "+".join(f"val_face{f}" for f in range(faces))
     else:
         raise ValueError(f"unknown protocol {protocol!r}; accepted: {', '.join(PROTOCOLS)}")

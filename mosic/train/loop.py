@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from mosic import distributed
-from mosic.config import TrainConfig, config_hash, to_dict
+from mosic.config import RunSpec, TrainConfig, config_hash, run_record, to_dict
 from mosic.model.backbone import set_trainable_blocks
 from mosic.model.ema import make_teacher
 from mosic.model.export import export_backbone
@@ -60,8 +60,9 @@ class TrainingDiverged(RuntimeError):
     """More steps had a non-finite loss than ``train.nan_limit`` allows."""
 
 
-def build_net(cfg: TrainConfig, preset: Preset) -> MoSiCNet:
-    """The student network with the configured trainable blocks (the teacher is an EMA copy of it)."""
+def build_net(cfg: TrainConfig, run: RunSpec, preset: Preset) -> MoSiCNet:
+    """The student network with the configured trainable blocks (the teacher is an EMA copy of it); the
+    ``transposed`` control reads features at (x, y) as (row, col)."""
     net = MoSiCNet(
         model=cfg.model,
         init=cfg.init,
@@ -71,16 +72,17 @@ def build_net(cfg: TrainConfig, preset: Preset) -> MoSiCNet:
         proj_dim=cfg.proj_dim,
         num_prototypes=cfg.num_prototypes,
         gather=cfg.gather,
-        order="transposed" if cfg.transposed_gather else preset.order,
+        order="transposed" if run.transposed_gather else preset.order,
     )
     set_trainable_blocks(net.backbone, cfg.trainable_blocks, select=preset.block_select)
     return net
 
 
 def build_dataset(
-    store: TrackStore, cfg: TrainConfig, preset: Preset, *, student_all_frames: bool | None = None
+    store: TrackStore, cfg: TrainConfig, run: RunSpec, preset: Preset, *, student_all_frames: bool | None = None
 ) -> TrainClips:
-    """The training clips of `store` with the configured crop, points, controls and augmentation.
+    """The training clips of `store` with the configured crop, points and augmentation, the run's track source
+    (the ``static`` and ``shuffled`` controls) and seed.
 
     `student_all_frames` defaults to ``cfg.symmetric`` (the student's view of every frame is only needed then).
     """
@@ -92,10 +94,10 @@ def build_dataset(
         flip=preset.flip,
         mean=preset.mean,
         std=preset.std,
-        track_source=cfg.track_source,
+        track_source=run.track_source,
         photometric=cfg.photometric_aug,
         student_all_frames=cfg.symmetric if student_all_frames is None else student_all_frames,
-        seed=cfg.seed,
+        seed=run.seed,
     )
 
 
@@ -133,15 +135,15 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_models(cfg: TrainConfig, preset: Preset, device: torch.device) -> tuple[MoSiCNet, MoSiCNet]:
+def build_models(cfg: TrainConfig, run: RunSpec, preset: Preset, device: torch.device) -> tuple[MoSiCNet, MoSiCNet]:
     """The student and its EMA teacher on `device`, identical on every rank.
 
     Every rank builds from the run's seed, then takes rank 0's weights (a broadcast), and only then copies the
     student into the teacher: DDP would make the students equal by itself, but not the teachers, whose targets
     Sinkhorn balances over every rank.
     """
-    torch.manual_seed(cfg.seed)
-    net = build_net(cfg, preset).to(device)
+    torch.manual_seed(run.seed)
+    net = build_net(cfg, run, preset).to(device)
     with torch.no_grad():
         distributed.broadcast_tensors_([*(p.data for p in net.parameters()), *net.buffers()])
     return net, make_teacher(net).to(device)
@@ -161,12 +163,12 @@ def _check_batch(cfg: TrainConfig, world: int, clips: int, steps_per_epoch: int 
         )
 
 
-def _loader(cfg: TrainConfig, store: TrackStore, preset: Preset, rank: int, world: int):
+def _loader(cfg: TrainConfig, run: RunSpec, store: TrackStore, preset: Preset, rank: int, world: int):
     """This rank's dataset, loader and sampler, after checking that the batch splits over the processes."""
-    dataset = build_dataset(store, cfg, preset)
+    dataset = build_dataset(store, cfg, run, preset)
     _check_batch(cfg, world, len(store))
     loader, sampler = make_loader(dataset, batch_size_per_rank=cfg.batch_size // world, workers=cfg.workers,
-                                  seed=cfg.seed, rank=rank, world_size=world)  # fmt: skip
+                                  seed=run.seed, rank=rank, world_size=world)  # fmt: skip
     _check_batch(cfg, world, len(store), len(loader))
     return dataset, loader, sampler
 
@@ -203,6 +205,7 @@ def _export(out_dir: Path, cfg: TrainConfig, modules: dict[str, MoSiCNet], initi
 
 def train(
     cfg: TrainConfig,
+    run: RunSpec,
     shard_paths: Sequence[str | Path],
     out_dir: str | Path,
     *,
@@ -212,11 +215,13 @@ def train(
     """Train MoSiC on the track cache; resumes from the latest checkpoint in ``out_dir/checkpoints``.
 
     Args:
-        cfg: training settings.
+        cfg: training settings (the train section).
+        run: the run's variant (the tracked run or a control) and seed.
         shard_paths: the track-store shards.
         out_dir: run directory: ``checkpoints/``, ``final.safetensors`` (+ .json), ``backbone.safetensors``
             (+ .json, loads into plain timm), ``metrics.csv``, ``wandb/``.
-        provenance: the record stored with every checkpoint and export (config, version, git sha).
+        provenance: the record stored with every checkpoint and export (config, version, git sha); the run's
+            variant and seed (``run``) and fingerprint are added.
         max_steps: stop after this many steps in total (tests use it to interrupt a run); None = all epochs.
 
     Returns:
@@ -236,22 +241,22 @@ def train(
     distributed.barrier()
     preset = PRESETS[cfg.preset]
     store = TrackStore(list(shard_paths))
-    dataset, loader, sampler = _loader(cfg, store, preset, rank, world)
+    dataset, loader, sampler = _loader(cfg, run, store, preset, rank, world)
     steps_per_epoch, per_rank = len(loader), cfg.batch_size // world
     total_steps = cfg.epochs * steps_per_epoch
     last_step = total_steps if max_steps is None else min(total_steps, max_steps)
-    net, teacher = build_models(cfg, preset, device)
-    _seed_everything(cfg.seed + rank)  # per-rank global streams (the step itself draws from seeded streams only)
+    net, teacher = build_models(cfg, run, preset, device)
+    _seed_everything(run.seed + rank)  # per-rank global streams (the step itself draws from seeded streams only)
     optimizer = build_optimizer(net, cfg)
     schedules = {
         part: cosine_schedule(1.0, total_steps, warmup_steps=cfg.warmup_steps) for part in ("backbone", "head")
     }
     checksums = [store.shard(k).attrs.get("checksums") for k in range(len(store.lengths))]
-    provenance = {**provenance, "run_fingerprint": config_hash({"train": to_dict(cfg), "shards": checksums})}
+    fingerprint = config_hash({"train": run_record(cfg, run), "shards": checksums})  # another seed/variant: afresh
+    provenance = {**provenance, "run": to_dict(run), "run_fingerprint": fingerprint}
     meta = {**provenance, "total_steps": total_steps}
     modules = {"student": net, "teacher": teacher}
-    resumed = resume_or_start(ckpt_dir, fingerprint=provenance["run_fingerprint"], modules=modules,
-                              optimizer=optimizer)  # fmt: skip
+    resumed = resume_or_start(ckpt_dir, fingerprint=fingerprint, modules=modules, optimizer=optimizer)
     initial = ckpt_dir / "initial_backbone.safetensors"
     if resumed is None and main:
         # The starting backbone, exactly as training begins: what every evaluation compares the trained one
@@ -271,7 +276,7 @@ def train(
                 device)  # fmt: skip
     log = StepLog(out_dir / "metrics.csv", [r for r in history if r["step"] <= step],
                   nan_skipped=int(resumed["meta"]["nan_skipped"]) if resumed else 0, total_steps=total_steps,
-                  symmetric=cfg.symmetric, write=main, wandb_run=init_wandb(cfg, out_dir, provenance))  # fmt: skip
+                  symmetric=cfg.symmetric, write=main, wandb_run=init_wandb(cfg, run, out_dir, provenance))  # fmt: skip
     flush_every = FLUSH_EVERY_CUDA if device.type == "cuda" else 1
 
     # --- loop ----------------------------------------------------------------------------------------------
@@ -288,7 +293,7 @@ def train(
                     g["lr"] = g["base_lr"] * schedules[g["part"]][step]
                 # views on the device; forward, backward, AdamW, EMA: no wait for the device
                 views = dataset.transform(batch.to(device, non_blocking=True))
-                stats = train_step(student, teacher, optimizer, views, cfg, preset, step_seed(cfg.seed, step))
+                stats = train_step(student, teacher, optimizer, views, cfg, preset, step_seed(run.seed, step))
                 step += 1
                 # log (read back every flush_every steps)
                 lrs = {g["part"]: g["lr"] for g in optimizer.param_groups}
@@ -306,8 +311,7 @@ def train(
     finally:
         log.close()
 
-    result: dict[str, Any] = {"steps": step, "total_steps": total_steps, "nan_skipped": log.nan_skipped}
-    result["final"] = None
+    result: dict[str, Any] = {"steps": step, "total_steps": total_steps, "nan_skipped": log.nan_skipped, "final": None}
     if step >= total_steps:
         final = _save(ckpt_dir, step=step, epoch=cfg.epochs - 1, modules=modules, optimizer=optimizer, log=log,
                       meta=meta)  # fmt: skip

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from mosic import distributed
-from mosic.config import TrainConfig, to_dict
+from mosic.config import RunSpec, TrainConfig, run_record
 from mosic.train.step import STATS
 
 __all__ = ["METRICS", "StepLog", "init_wandb", "rows_from_tensor", "rows_to_tensor"]
@@ -59,7 +59,7 @@ def rows_from_tensor(table: Tensor) -> list[dict[str, Any]]:
     ]
 
 
-def init_wandb(cfg: TrainConfig, out_dir: Path, provenance: dict[str, Any]) -> Any:
+def init_wandb(cfg: TrainConfig, run: RunSpec, out_dir: Path, provenance: dict[str, Any]) -> Any:
     """A W&B run on the main process (resumed across restarts through an id kept in out_dir); None otherwise."""
     if cfg.wandb.mode == "disabled" or not distributed.is_main_process():
         return None
@@ -75,7 +75,7 @@ def init_wandb(cfg: TrainConfig, out_dir: Path, provenance: dict[str, Any]) -> A
         dir=str(out_dir),
         id=run_id,
         resume="allow",
-        config={"train": to_dict(cfg), "provenance": provenance},
+        config={"train": run_record(cfg, run), "provenance": provenance},
     )
 
 

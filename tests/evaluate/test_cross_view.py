@@ -26,15 +26,16 @@ from mosic.config import (
     ClusteringConfig,
     ConfigError,
     CrossViewConfig,
-    EvaluateConfig,
+    EvaluateJob,
+    EvaluateShared,
     HummingbirdConfig,
     ImageDatasetConfig,
     SyntheticConfig,
     VideoDatasetConfig,
-    evaluate_job_section,
+    evaluate_job,
+    evaluate_job_from_dict,
     parse_config,
     protocols_on,
-    section_from_dict,
 )
 from mosic.data.synthetic import generate_synthetic
 from mosic.evaluate.clustering import cluster_xview
@@ -162,34 +163,32 @@ def test_clustering_xview_needs_clusters_that_span_the_faces(voc):
     assert faces["miou"] < classes["miou"] - 0.25
 
 
-def evaluate_config(**protocols) -> EvaluateConfig:
-    none = dict(linear=None, clustering=None, hummingbird=None, videoseg=None, hummingbird_xview=None,
-                clustering_xview=None)  # fmt: skip
-    return EvaluateConfig(
-        input_size=64,
-        batch_size=8,
-        device="cpu",
-        parity=False,
-        seed=0,
-        image_dataset=ImageDatasetConfig(kind="synthetic", root="", train_split="train", val_split="val"),
-        video_dataset=VideoDatasetConfig(kind="synthetic", root="", split=""),
-        **(none | protocols),
-    )
+SHARED = EvaluateShared(
+    input_size=64,
+    batch_size=8,
+    device="cpu",
+    parity=False,
+    seed=0,
+    image_dataset=ImageDatasetConfig(kind="synthetic", root="", train_split="train", val_split="val"),
+    video_dataset=VideoDatasetConfig(kind="synthetic", root="", split=""),
+)
+
+
+def xview_job(protocol: str, reused: HummingbirdConfig | ClusteringConfig, enabled=True) -> EvaluateJob:
+    """A cross-view evaluation job on the tiny set, with the settings of the protocol it extends."""
+    return EvaluateJob(protocol=protocol, shared=SHARED, section=CrossViewConfig(enabled=enabled), reused=reused)
 
 
 def test_run_protocol_and_aggregate_put_the_cross_view_rows_in_the_table(voc, tmp_path):
-    on = CrossViewConfig(enabled="auto")
-    cfg = evaluate_config(
-        hummingbird=dataclasses.replace(HB, memory_size=400),
-        clustering=dataclasses.replace(CLUSTER, pca_dim=8, restarts=1),
-        hummingbird_xview=on,
-        clustering_xview=on,
-    )
+    jobs = {
+        "hummingbird_xview": xview_job("hummingbird_xview", dataclasses.replace(HB, memory_size=400), "auto"),
+        "clustering_xview": xview_job("clustering_xview", dataclasses.replace(CLUSTER, pca_dim=8, restarts=1), "auto"),
+    }
     paths = []
     for protocol in ("hummingbird_xview", "clustering_xview"):
         for model in ("start_s0", "mosic_s0"):
             out = tmp_path / model / protocol / "synthetic.json"
-            run_protocol(protocol, model="test_vit", model_name=model, cfg=cfg, image_root=str(voc), video_root="",
+            run_protocol(jobs[protocol], model="test_vit", model_name=model, image_root=str(voc), video_root="",
                          out_path=out, provenance={})  # fmt: skip
             paths.append(out)
     result = json.loads(paths[0].read_text())
@@ -212,10 +211,10 @@ def test_run_protocol_and_aggregate_put_the_cross_view_rows_in_the_table(voc, tm
 def test_run_protocol_refuses_a_set_without_faces(tmp_path):
     generate_synthetic(dataclasses.replace(TWO_FACES, faces=1, images_train=1, images_val=1), tmp_path)
     assert synthetic_faces(tmp_path) == 1
-    cfg = evaluate_config(clustering=CLUSTER, clustering_xview=CrossViewConfig(enabled=True))
+    job = xview_job("clustering_xview", CLUSTER)
     with pytest.raises(ValueError, match="clustering_xview needs the synthetic image set with faces > 1"):
-        run_protocol("clustering_xview", model="test_vit", model_name="start", cfg=cfg, image_root=str(tmp_path),
-                     video_root="", out_path=tmp_path / "out.json", provenance={})  # fmt: skip
+        run_protocol(job, model="test_vit", model_name="start", image_root=str(tmp_path), video_root="",
+                     out_path=tmp_path / "out.json", provenance={})  # fmt: skip
 
 
 # --- configuration and scheduling ----------------------------------------------------------------------------
@@ -243,11 +242,14 @@ def test_explicit_true_without_faces_fails_naming_the_key(default_config_dict, p
 
 def test_cross_view_job_gets_the_settings_it_reuses(default_config_dict):
     cfg = parse_config(default_config_dict)
-    job = section_from_dict(EvaluateConfig, evaluate_job_section(cfg, "hummingbird_xview"), "evaluate")
-    assert job.hummingbird == cfg.evaluate.hummingbird and job.hummingbird_xview.enabled == "auto"
-    assert job.clustering is None and job.clustering_xview is None
+    params = evaluate_job(cfg.evaluate, "hummingbird_xview").as_dict()
+    job = evaluate_job_from_dict("hummingbird_xview", params)
+    assert job.settings == job.reused == cfg.evaluate.hummingbird and job.section.enabled == "auto"
+    assert not {"clustering", "clustering_xview"} & set(params)
     # The standard Hummingbird job does not see the cross-view section: enabling it never reruns that job.
-    assert "hummingbird_xview" not in evaluate_job_section(cfg, "hummingbird")
+    assert "hummingbird_xview" not in evaluate_job(cfg.evaluate, "hummingbird").as_dict()
+    with pytest.raises(ConfigError, match="hummingbird_xview evaluation job takes the evaluate.hummingbird section"):
+        EvaluateJob(protocol="hummingbird_xview", shared=job.shared, section=job.section)
 
 
 def dry_run_protocols(tmp_path, override: dict | None = None):

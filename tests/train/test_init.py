@@ -6,9 +6,17 @@ import pytest
 import safetensors.torch
 import timm
 import torch
-from train_helpers import REPO, tiny_cfg
+from train_helpers import REPO, RUN, tiny_cfg
 
-from mosic.config import ConfigError, PretrainConfig, SyntheticConfig, parse_config, run_train_config
+from mosic.config import (
+    ConfigError,
+    PretrainConfig,
+    RunSpec,
+    SyntheticConfig,
+    parse_config,
+    run_record,
+    run_train_config,
+)
 from mosic.data.synthetic import generate_synthetic
 from mosic.model.export import ExportError, export_backbone, load_backbone_weights, load_exported
 from mosic.train import loop
@@ -50,7 +58,7 @@ def test_pretrain_learns_the_labelled_face_and_exports_a_start(tmp_path, faces_d
     assert json.loads((out.parent / "pretrain.json").read_text())["val_patch_accuracy"] == record["val_patch_accuracy"]
 
     # The start of every run: the student's backbone holds exactly these weights.
-    net = loop.build_net(tiny_cfg(input_size=48, init=str(out)), loop.PRESETS["default"])
+    net = loop.build_net(tiny_cfg(input_size=48, init=str(out)), RUN, loop.PRESETS["default"])
     for k, v in model.state_dict().items():
         assert torch.equal(net.backbone.state_dict()[k], v), k
 
@@ -59,7 +67,7 @@ def test_init_path_resamples_the_position_embedding_and_rejects_other_models(tmp
     torch.manual_seed(0)
     small = timm.create_model("test_vit", pretrained=False, num_classes=0, img_size=32)
     path = export_backbone(small, tmp_path / "b.safetensors", model_name="test_vit", input_size=32, meta={})
-    net = loop.build_net(tiny_cfg(input_size=64, init=str(path)), loop.PRESETS["default"])
+    net = loop.build_net(tiny_cfg(input_size=64, init=str(path)), RUN, loop.PRESETS["default"])
     assert net.backbone.pos_embed.shape[1] == small.pos_embed.shape[1] * 4 - 3 * small.num_prefix_tokens
     assert torch.equal(net.backbone.blocks[0].attn.qkv.weight, small.blocks[0].attn.qkv.weight)
 
@@ -69,7 +77,7 @@ def test_init_path_resamples_the_position_embedding_and_rejects_other_models(tmp
         load_backbone_weights(timm.create_model("test_vit", num_classes=0, img_size=32),
                               tmp_path / "plain.safetensors", model_name="test_vit")  # fmt: skip
     with pytest.raises(ExportError, match="no such backbone file"):
-        loop.build_net(tiny_cfg(init=str(tmp_path / "missing.safetensors")), loop.PRESETS["default"])
+        loop.build_net(tiny_cfg(init=str(tmp_path / "missing.safetensors")), RUN, loop.PRESETS["default"])
 
 
 def raw_config(**train):
@@ -97,23 +105,24 @@ def test_init_is_checked_at_parse_time_and_the_old_key_says_what_replaced_it():
 
 def test_the_pretrain_start_is_every_run_s_init_and_transposed_is_only_the_gather():
     cfg = parse_config(raw_config())
-    runs = {v: run_train_config(cfg, v, 1, pretrain_backbone="/p/backbone.safetensors")
-            for v in ("mosic", "static", "shuffled", "transposed")}  # fmt: skip
-    assert {r.init for r in runs.values()} == {"/p/backbone.safetensors"}
+    train = run_train_config(cfg, pretrain_backbone="/p/backbone.safetensors")  # every run's train section
+    runs = {v: RunSpec(variant=v, seed=1) for v in ("mosic", "static", "shuffled", "transposed")}
+    records = {v: run_record(train, run) for v, run in runs.items()}
+    assert {r["init"] for r in records.values()} == {"/p/backbone.safetensors"}
     assert runs["transposed"].transposed_gather and runs["transposed"].track_source == "cached"
     assert not any(r.transposed_gather for v, r in runs.items() if v != "transposed")
     # transposed differs from the tracked run in that one field only
-    assert {k for k, v in vars(runs["transposed"]).items() if vars(runs["mosic"])[k] != v} == {"transposed_gather"}
+    assert {k for k, v in records["transposed"].items() if records["mosic"][k] != v} == {"transposed_gather"}
     preset = loop.PRESETS["default"]
-    assert loop.build_net(tiny_cfg(transposed_gather=True), preset).order == "transposed"
-    assert loop.build_net(tiny_cfg(), preset).order == "xy"
+    assert loop.build_net(tiny_cfg(), RunSpec(variant="transposed", seed=0), preset).order == "transposed"
+    assert loop.build_net(tiny_cfg(), RUN, preset).order == "xy"
 
 
 def test_transposed_control_trains_on_the_transposed_gather(tmp_path, shards):
     """The control's features at (x, y) come from patch (row x, col y): different targets, so different losses."""
-    base = loop.train(tiny_cfg(epochs=1), shards, tmp_path / "xy", provenance={}, max_steps=2)
-    control = loop.train(tiny_cfg(epochs=1, transposed_gather=True), shards, tmp_path / "t", provenance={},
-                         max_steps=2)  # fmt: skip
+    base = loop.train(tiny_cfg(epochs=1), RUN, shards, tmp_path / "xy", provenance={}, max_steps=2)
+    control = loop.train(tiny_cfg(epochs=1), RunSpec(variant="transposed", seed=0), shards, tmp_path / "t",
+                         provenance={}, max_steps=2)  # fmt: skip
     assert base["steps"] == control["steps"] == 2
     from train_helpers import losses
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_helpers import PROV, losses, tiny_cfg
+from train_helpers import PROV, RUN, losses, tiny_cfg
 
+from mosic.config import RunSpec
 from mosic.model.export import load_exported
 from mosic.store import ShardReader
 from mosic.train import loop
@@ -16,7 +17,7 @@ from mosic.train import step as step_module
 
 def test_training_runs_logs_and_exports(tmp_path, shards):
     cfg = tiny_cfg()
-    result = loop.train(cfg, shards, tmp_path / "run", provenance=PROV)
+    result = loop.train(cfg, RUN, shards, tmp_path / "run", provenance=PROV)
     clips = sum(len(ShardReader(p)) for p in shards)
     assert result["steps"] == result["total_steps"] == clips // 4 * 2  # 4 clips per step, 2 epochs
     values = losses(tmp_path / "run")
@@ -36,21 +37,21 @@ def test_training_runs_logs_and_exports(tmp_path, shards):
 
 def test_resume_continues_exactly(tmp_path, shards):
     cfg = tiny_cfg(photometric_aug=True, mask_ratio=0.25, teacher_frames=2)
-    loop.train(cfg, shards, tmp_path / "full", provenance=PROV)
-    loop.train(cfg, shards, tmp_path / "split", provenance=PROV, max_steps=3)  # interrupted after step 3
+    loop.train(cfg, RUN, shards, tmp_path / "full", provenance=PROV)
+    loop.train(cfg, RUN, shards, tmp_path / "split", provenance=PROV, max_steps=3)  # interrupted after step 3
     assert len(losses(tmp_path / "split")) == 3
-    loop.train(cfg, shards, tmp_path / "split", provenance=PROV)  # resumes from the step-2 checkpoint
+    loop.train(cfg, RUN, shards, tmp_path / "split", provenance=PROV)  # resumes from the step-2 checkpoint
     assert losses(tmp_path / "split") == losses(tmp_path / "full")
 
 
 def test_resumed_run_keeps_the_whole_metrics_history(tmp_path, shards):
     """Snakemake deletes a failed job's metrics.csv before the rerun: the rows travel with the checkpoint."""
     cfg = tiny_cfg()
-    loop.train(cfg, shards, tmp_path / "full", provenance=PROV)
+    loop.train(cfg, RUN, shards, tmp_path / "full", provenance=PROV)
     run = tmp_path / "split"
-    loop.train(cfg, shards, run, provenance=PROV, max_steps=5)  # checkpoint at step 4
+    loop.train(cfg, RUN, shards, run, provenance=PROV, max_steps=5)  # checkpoint at step 4
     (run / "metrics.csv").unlink()
-    loop.train(cfg, shards, run, provenance=PROV)
+    loop.train(cfg, RUN, shards, run, provenance=PROV)
 
     def rows(d):
         with open(d / "metrics.csv") as f:
@@ -70,26 +71,27 @@ def test_nan_guard_skips_then_stops(tmp_path, shards, monkeypatch):
 
     monkeypatch.setattr(step_module, "mosic_step", nan_step)
     with pytest.raises(loop.TrainingDiverged, match="train.nan_limit = 2"):
-        loop.train(tiny_cfg(nan_limit=2), shards, tmp_path / "nan", provenance=PROV)
+        loop.train(tiny_cfg(nan_limit=2), RUN, shards, tmp_path / "nan", provenance=PROV)
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "variant"),
     [
-        {"preset": "faithful"},
-        {"track_source": "static"},
-        {"track_source": "shuffled"},
-        {"symmetric": True, "assignment": "soft", "gather": "bilinear"},
-        {"trainable_blocks": 2, "sinkhorn_log_domain": True},
+        ({"preset": "faithful"}, "mosic"),
+        ({}, "static"),
+        ({}, "shuffled"),
+        ({"symmetric": True, "assignment": "soft", "gather": "bilinear"}, "mosic"),
+        ({"trainable_blocks": 2, "sinkhorn_log_domain": True}, "mosic"),
     ],
 )
-def test_variants_train(tmp_path, shards, overrides):
-    result = loop.train(tiny_cfg(epochs=1, **overrides), shards, tmp_path / "v", provenance=PROV, max_steps=2)
+def test_variants_train(tmp_path, shards, overrides, variant):
+    run = RunSpec(variant=variant, seed=0)
+    result = loop.train(tiny_cfg(epochs=1, **overrides), run, shards, tmp_path / "v", provenance=PROV, max_steps=2)
     assert result["steps"] == 2 and all(v == v for v in losses(tmp_path / "v"))
 
 
 def test_trainable_blocks_by_index_freezes_the_rest(shards):
-    net = loop.build_net(tiny_cfg(trainable_blocks=2), loop.PRESETS["default"])
+    net = loop.build_net(tiny_cfg(trainable_blocks=2), RUN, loop.PRESETS["default"])
     trainable = {n for n, p in net.backbone.named_parameters() if p.requires_grad}
     assert any(n.startswith("blocks.5.") for n in trainable) and any(n.startswith("blocks.4.") for n in trainable)
     assert not any(n.startswith("blocks.3.") for n in trainable) and "patch_embed.proj.weight" not in trainable
@@ -106,7 +108,7 @@ def test_wandb_offline_writes_one_run(tmp_path, shards, monkeypatch):
     monkeypatch.setenv("WANDB_X_DISABLE_STATS", "true")
     wandb.teardown()
     cfg = tiny_cfg(epochs=1, wandb={"mode": "offline", "project": "t", "entity": ""})
-    loop.train(cfg, shards, tmp_path / "run", provenance=PROV, max_steps=2)
+    loop.train(cfg, RUN, shards, tmp_path / "run", provenance=PROV, max_steps=2)
     wandb.teardown()
     runs = list((tmp_path / "run").glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1
@@ -115,27 +117,36 @@ def test_wandb_offline_writes_one_run(tmp_path, shards, monkeypatch):
 
 def test_changed_config_starts_afresh_and_keeps_old_checkpoints(tmp_path, shards):
     run = tmp_path / "run"
-    loop.train(tiny_cfg(epochs=1), shards, run, provenance=PROV)
+    loop.train(tiny_cfg(epochs=1), RUN, shards, run, provenance=PROV)
     first = losses(run)
-    result = loop.train(tiny_cfg(epochs=1, lr_head=0.01), shards, run, provenance=PROV)
+    result = loop.train(tiny_cfg(epochs=1, lr_head=0.01), RUN, shards, run, provenance=PROV)
     assert result["steps"] == len(first) and len(losses(run)) == len(first)  # a full new run, not a resume
     assert list((run / "checkpoints.old").glob("step_*.safetensors"))
     assert (run / "initial_backbone.safetensors").exists() and (run / "initial_backbone.safetensors.json").exists()
+
+
+def test_another_seed_or_variant_starts_afresh_and_each_checkpoint_records_its_run(tmp_path, shards):
+    run_dir = tmp_path / "run"
+    for run in (RUN, RunSpec(variant="static", seed=0), RunSpec(variant="mosic", seed=1)):
+        assert loop.train(tiny_cfg(epochs=1), run, shards, run_dir, provenance=PROV, max_steps=2)["steps"] == 2
+        [sidecar] = (run_dir / "checkpoints").glob("step_*.json")  # this run's step-2 checkpoint, not a resumed one
+        assert json.loads(sidecar.read_text())["meta"]["run"] == {"variant": run.variant, "seed": run.seed}
+    assert list((run_dir / "checkpoints.old").glob("step_*.safetensors"))
 
 
 def test_batch_not_divisible_by_processes_fails_before_training(tmp_path, shards, monkeypatch):
     """A clamped GPU count (--resources gpu=3 with batch 4) stops with a message instead of a silent batch of 3."""
     monkeypatch.setattr(loop.distributed, "world_size", lambda: 3)
     with pytest.raises(ValueError, match=r"train.batch_size \(4\) is not a multiple of the 3 training processes"):
-        loop.train(tiny_cfg(), shards, tmp_path / "run", provenance=PROV)
+        loop.train(tiny_cfg(), RUN, shards, tmp_path / "run", provenance=PROV)
     assert not (tmp_path / "run" / "checkpoints").exists() or not any((tmp_path / "run" / "checkpoints").iterdir())
 
 
 @pytest.mark.slow
 def test_compiled_training_matches_eager(tmp_path, shards):
     """train.compile: torch.compile keeps parameter names (EMA, checkpoints, export) and the maths."""
-    eager = loop.train(tiny_cfg(epochs=1), shards, tmp_path / "eager", provenance=PROV, max_steps=2)
-    compiled = loop.train(tiny_cfg(epochs=1, compile=True), shards, tmp_path / "compiled", provenance=PROV,
+    eager = loop.train(tiny_cfg(epochs=1), RUN, shards, tmp_path / "eager", provenance=PROV, max_steps=2)
+    compiled = loop.train(tiny_cfg(epochs=1, compile=True), RUN, shards, tmp_path / "compiled", provenance=PROV,
                           max_steps=2)  # fmt: skip
     assert eager["steps"] == compiled["steps"] == 2
     torch.testing.assert_close(torch.tensor(losses(tmp_path / "compiled")), torch.tensor(losses(tmp_path / "eager")),

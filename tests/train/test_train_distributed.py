@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import PROV, REPO, losses, tiny_cfg
+from train_helpers import PROV, REPO, RUN, losses, tiny_cfg
 
 from mosic.config import to_dict
 from mosic.train import loop
@@ -26,7 +26,8 @@ pytestmark = pytest.mark.distributed
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")
 
-# argv: train config JSON, shards (comma-separated), run dir, max steps (0 = all), mode ("plain" or "skew").
+# argv: train config JSON, run JSON (variant, seed), shards (comma-separated), run dir, max steps (0 = all), mode
+# ("plain" or "skew").
 RANK_SCRIPT = textwrap.dedent(
     """
     import json
@@ -37,13 +38,14 @@ RANK_SCRIPT = textwrap.dedent(
     from safetensors.torch import save_file
 
     from mosic import distributed
-    from mosic.config import TrainConfig, section_from_dict
+    from mosic.config import RunSpec, TrainConfig, section_from_dict
     from mosic.train import loop, metrics
     from mosic.train import step as step_module
 
     cfg = section_from_dict(TrainConfig, json.loads(sys.argv[1]), "train")
-    shards, out = sys.argv[2].split(","), Path(sys.argv[3])
-    max_steps, mode = int(sys.argv[4]) or None, sys.argv[5]
+    run = RunSpec(**json.loads(sys.argv[2]))
+    shards, out = sys.argv[3].split(","), Path(sys.argv[4])
+    max_steps, mode = int(sys.argv[5]) or None, sys.argv[6]
     distributed.init_from_env()
     r = distributed.rank()
     held, rows = {}, []
@@ -87,7 +89,7 @@ RANK_SCRIPT = textwrap.dedent(
 
     metrics.StepLog.close = close
 
-    loop.train(cfg, shards, out, provenance={"git_sha": "test"}, max_steps=max_steps)
+    loop.train(cfg, run, shards, out, provenance={"git_sha": "test"}, max_steps=max_steps)
     if "setup" in held:
         save_file(held["setup"], str(out / f"setup.rank{r}.safetensors"))
     end = {**state("student", held["student"]), **state("teacher", held["teacher"])}
@@ -110,7 +112,8 @@ def torchrun(tmp_path: Path, shards, run_dir: Path, *, max_steps: int = 0, mode:
     env.update(OMP_NUM_THREADS="1", WANDB_MODE="disabled")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc-per-node=2"]
-    args = [json.dumps(to_dict(cfg(**overrides))), ",".join(map(str, shards)), str(run_dir), str(max_steps), mode]
+    args = [json.dumps(to_dict(cfg(**overrides))), json.dumps(to_dict(RUN)), ",".join(map(str, shards)), str(run_dir),
+            str(max_steps), mode]  # fmt: skip
     res = subprocess.run([*cmd, str(script), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
                          timeout=300)  # fmt: skip
     assert res.returncode == 0, res.stderr[-4000:]
@@ -164,7 +167,7 @@ def test_the_run_does_not_depend_on_which_rank_built_the_model(tmp_path, shards,
 
 def test_two_processes_train_as_one(tmp_path, shards, two_rank_run):
     """Same global batch, same randomness per clip, global normalisation: the same losses up to float rounding."""
-    loop.train(cfg(), shards, tmp_path / "one", provenance=PROV)
+    loop.train(cfg(), RUN, shards, tmp_path / "one", provenance=PROV)
     one, two = losses(tmp_path / "one"), losses(two_rank_run)
     assert len(one) == len(two) == 6
     torch.testing.assert_close(torch.tensor(two), torch.tensor(one), rtol=1e-4, atol=1e-5)

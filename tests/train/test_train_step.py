@@ -6,7 +6,7 @@ Tests marked ``gpu`` skip themselves without CUDA (tests/conftest.py); ``benchma
 
 import pytest
 import torch
-from train_helpers import PROV, losses, tiny_cfg
+from train_helpers import PROV, RUN, losses, tiny_cfg
 
 from mosic.train import loop
 from mosic.train.data import ClipBatch, make_loader
@@ -39,7 +39,7 @@ def optimizer_state(optimizer) -> list[torch.Tensor]:
 def test_train_step_updates_and_a_non_finite_step_changes_nothing(device):
     cfg = tiny_cfg(mask_ratio=0.25, teacher_frames=3)
     preset = loop.PRESETS[cfg.preset]
-    net, teacher = loop.build_models(cfg, preset, torch.device(device))
+    net, teacher = loop.build_models(cfg, RUN, preset, torch.device(device))
     optimizer = loop.build_optimizer(net, cfg)
     before = state(net, teacher)
     for step in range(3):
@@ -73,12 +73,12 @@ def test_train_step_updates_and_a_non_finite_step_changes_nothing(device):
 def test_training_loop_on_cuda_logs_every_step_and_resumes(tmp_path, shards):
     """On CUDA the loop reads statistics back in groups: one row per step all the same, and an exact-enough resume."""
     cfg = tiny_cfg(photometric_aug=True, mask_ratio=0.25, teacher_frames=2)
-    result = loop.train(cfg, shards, tmp_path / "full", provenance=PROV)
+    result = loop.train(cfg, RUN, shards, tmp_path / "full", provenance=PROV)
     full = losses(tmp_path / "full")
     assert len(full) == result["steps"] and all(v == v for v in full)
-    loop.train(cfg, shards, tmp_path / "split", provenance=PROV, max_steps=3)
+    loop.train(cfg, RUN, shards, tmp_path / "split", provenance=PROV, max_steps=3)
     (tmp_path / "split" / "metrics.csv").unlink()
-    loop.train(cfg, shards, tmp_path / "split", provenance=PROV)
+    loop.train(cfg, RUN, shards, tmp_path / "split", provenance=PROV)
     resumed = losses(tmp_path / "split")
     # bf16 kernels may order sums differently between runs: equal up to rounding, not bit for bit.
     torch.testing.assert_close(torch.tensor(resumed), torch.tensor(full), rtol=2e-2, atol=1e-3)
@@ -90,7 +90,7 @@ def test_loader_into_cuda_memory_and_views_there_match_the_cpu(shards):
 
     cfg = tiny_cfg(photometric_aug=True, symmetric=True)
     preset = loop.PRESETS[cfg.preset]
-    dataset = loop.build_dataset(TrackStore(shards), cfg, preset)
+    dataset = loop.build_dataset(TrackStore(shards), cfg, RUN, preset)
     loader, sampler = make_loader(dataset, batch_size_per_rank=4, workers=2, seed=0, rank=0, world_size=1)
     sampler.set_epoch(0)
     level = 1.0 / (255.0 * min(preset.std))  # one 8-bit level after normalisation

@@ -1,4 +1,4 @@
-"""Shared by the training tests: a tiny real track cache, a tiny training config, the logged losses."""
+"""Shared by the training tests: a tiny real track cache, a tiny training config and run, the logged losses."""
 
 import csv
 from pathlib import Path
@@ -11,6 +11,7 @@ from mosic.config import (
     DatasetConfig,
     IndexConfig,
     LKConfig,
+    RunSpec,
     SyntheticConfig,
     TrackConfig,
     TrainConfig,
@@ -22,6 +23,7 @@ from mosic.tracking.shard import track_shard
 
 REPO = Path(__file__).resolve().parents[2]
 PROV = {"mosic_version": "0.1.0", "git_sha": "test", "config": {}, "config_hash": "x"}
+RUN = RunSpec(variant="mosic", seed=0)  # the tracked run, seed 0
 
 
 def make_shards(d: Path) -> list[Path]:
@@ -60,8 +62,7 @@ def tiny_cfg(**overrides) -> TrainConfig:
     base.update(
         model="test_vit", input_size=32, num_points=16, batch_size=4, epochs=2, head_hidden=32, head_bottleneck=32,
         proj_dim=16, num_prototypes=8, teacher_frames=0, checkpoint_every=2, warmup_steps=2, workers=0,
-        wandb={"mode": "disabled", "project": "t", "entity": ""}, seed=0, track_source="cached",
-        transposed_gather=False, init="random",
+        wandb={"mode": "disabled", "project": "t", "entity": ""}, init="random",
     )  # fmt: skip
     base.update(overrides)
     return section_from_dict(TrainConfig, base, "train")
