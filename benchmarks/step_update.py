@@ -49,7 +49,7 @@ from mosic.config import RunSpec, TrainConfig, section_from_dict  # noqa: E402
 from mosic.model.ema import ema_update_  # noqa: E402
 from mosic.train.data import ClipBatch  # noqa: E402
 from mosic.train.loop import PRESETS, build_models, build_optimizer, param_groups  # noqa: E402
-from mosic.train.step import mosic_step, step_seed, train_step  # noqa: E402
+from mosic.train.step import mosic_step, step_seed, teacher_frame_indices, train_step  # noqa: E402
 
 IMPLS = ("previous", "lean", "lean+compile")
 RUN = RunSpec(variant="mosic", seed=0)  # the tracked run, seed 0
@@ -88,6 +88,8 @@ class Runner:
 
     def step(self, batch: ClipBatch) -> None:
         seed = step_seed(RUN.seed, self.steps)
+        # The teacher's frames (the loop makes the views of these only; the batch here holds every frame).
+        batch = batch.select_frames(teacher_frame_indices(batch.video.shape[1], self.cfg.teacher_frames, seed))
         if self.impl.startswith("lean"):
             self.last = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset, seed)
         else:

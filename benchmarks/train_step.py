@@ -45,7 +45,15 @@ over rounds of the two variants' times in the same round (paired).
 Writes ``benchmarks/results/train_step.json`` and ``train_step.md``. Takes about 1.5 minutes on 2 idle cores
 (5-8 minutes when other work loads them).
 
-Usage: ``python benchmarks/train_step.py [--runs 9] [--warmup 2] [--sizes 128 224] [--out benchmarks/results]``
+``--views`` times instead where the views are made of: the step with views of all T = 12 frames, then the
+teacher's 4 cut out of them (*old*: what the loop did before), against views of the teacher's frames only (*new*:
+:func:`mosic.train.step.teacher_frame_indices` passed to the transform, what the loop does), at the demo's
+settings (128 px, 16 clips per step, photometric augmentation on; student on frame 0, and on the teacher's frames
+with the symmetric term) and at 224 px with 8 clips; both paths of every row interleaved round-robin, each with its
+own network from the same seed, which must end bit for bit equal. Writes ``train_step_views.json`` and ``.md``.
+
+Usage: ``python benchmarks/train_step.py [--runs 9] [--warmup 2] [--sizes 128 224] [--out benchmarks/results]
+[--views]``
 """
 
 from __future__ import annotations
@@ -82,7 +90,7 @@ from mosic.tracking.lk import LKTracker  # noqa: E402
 from mosic.train.data import DeviceTransform, RawBatch, collate  # noqa: E402
 from mosic.train.loop import PRESETS, build_dataset, build_net, build_optimizer  # noqa: E402
 from mosic.train.presets import Preset  # noqa: E402
-from mosic.train.step import step_seed, train_step  # noqa: E402
+from mosic.train.step import step_seed, teacher_frame_indices, train_step  # noqa: E402
 
 T, BATCH, NUM_BATCHES = 12, 8, 4
 CACHE_GRID, STEP_GRID = 32, 16  # the cache's query grid; the original's online grid_size
@@ -147,6 +155,7 @@ class Runner:
     transform: DeviceTransform
     clips_uint8: list[np.ndarray]  # per batch: uint8 [B, T, S, S, 3], what the in-step tracker reads
     tracker: LKTracker | None
+    all_views: bool = False  # views of all T frames, then the teacher's cut out (what the loop did before)
     steps: int = 0
     times: list[float] = field(default_factory=list)
     views_times: list[float] = field(default_factory=list)
@@ -156,21 +165,22 @@ class Runner:
     def step(self, timed: bool) -> float:
         """One training step; returns (and, when timed, records) its seconds."""
         raw = self.batches[self.steps % len(self.batches)]
+        seed = step_seed(RUN.seed, self.steps)
         start = time.perf_counter()
-        batch = self.transform(raw)
+        frames = teacher_frame_indices(raw.frames.shape[1], self.cfg.teacher_frames, seed)
+        batch = self.transform(raw).select_frames(frames) if self.all_views else self.transform(raw, frames)
         viewed = time.perf_counter()
-        if self.tracker is not None:
+        if self.tracker is not None:  # the tracker follows the whole clip; the step takes the teacher's frames
             clips = self.clips_uint8[self.steps % len(self.batches)]
             queries = grid_queries(self.size, self.size, STEP_GRID)
             results = [self.tracker.track(clip, queries) for clip in clips]
             batch = replace(
                 batch,
-                tracks=torch.from_numpy(np.stack([r.tracks for r in results])),
-                visibility=torch.from_numpy(np.stack([r.visibility for r in results])),
+                tracks=torch.from_numpy(np.stack([r.tracks for r in results]))[:, frames],
+                visibility=torch.from_numpy(np.stack([r.visibility for r in results]))[:, frames],
             )
         tracked = time.perf_counter()
-        stats = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset,
-                           step_seed(RUN.seed, self.steps))  # fmt: skip
+        stats = train_step(self.net, self.teacher, self.optimizer, batch, self.cfg, self.preset, seed)
         loss = float(stats[0])  # the loop reads every step's statistics back on the CPU
         if not stats[-1] > 0:
             raise RuntimeError(f"{self.variant.name} at {self.size} px: non-finite loss at step {self.steps}")
@@ -196,11 +206,11 @@ def make_lk(lk: LKConfig, threads: int = 1) -> LKTracker:
     )
 
 
-def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig) -> TrackStore:
-    """The synthetic clips tracked with LK on the cache grid, in one shard (see the module docstring)."""
+def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig, clips: int) -> TrackStore:
+    """At least `clips` synthetic clips tracked with LK on the cache grid, in one shard (module docstring)."""
     tracker = make_lk(lk)
     per_video = synthetic.num_frames // T
-    videos = -(-(NUM_BATCHES * BATCH) // per_video)
+    videos = -(-clips // per_video)
     queries = grid_queries(synthetic.height, synthetic.width, CACHE_GRID)
     attrs = {**PROVENANCE, "tracker": {"name": tracker.name, "settings": tracker.settings}}
     with ShardWriter(
@@ -225,13 +235,14 @@ def write_store(path: Path, synthetic: SyntheticConfig, lk: LKConfig) -> TrackSt
 
 
 def make_batches(store: TrackStore, cfg: TrainConfig, preset: Preset) -> tuple[list[RawBatch], list[np.ndarray]]:
-    """NUM_BATCHES loader batches and their teacher views as uint8 clips."""
+    """NUM_BATCHES loader batches of ``cfg.batch_size`` clips and their teacher views as uint8 clips."""
     dataset = build_dataset(store, cfg, RUN, preset)
     mean = torch.tensor(preset.mean).view(3, 1, 1)
     std = torch.tensor(preset.std).view(3, 1, 1)
     batches, clips = [], []
+    size = cfg.batch_size
     for b in range(NUM_BATCHES):
-        batch = collate([dataset[(0, b * BATCH + i)] for i in range(BATCH)])
+        batch = collate([dataset[(0, b * size + i)] for i in range(size)])
         video = dataset.transform(batch).video
         pixels = ((video * std + mean) * 255.0).round_().clamp_(0, 255).to(torch.uint8)
         batches.append(batch)
@@ -281,48 +292,51 @@ def time_cotracker(clips: list[np.ndarray], size: int, count: int) -> dict[str, 
     }
 
 
+def base_config(raw: dict[str, Any], size: int, batch: int, **overrides: Any) -> TrainConfig:
+    """``config.yaml``'s train section at `size` px with `batch` clips per step and random weights."""
+    # config.yaml says init: pretrain, a start the workflow makes
+    values = {**raw["train"], "batch_size": batch, "input_size": size, "init": "random", **overrides}
+    return section_from_dict(TrainConfig, values, "train")
+
+
+def make_runner(variant: Variant, size: int, cfg: TrainConfig, store: TrackStore, batches: list[RawBatch],
+                clips: list[np.ndarray], tracker: LKTracker | None, all_views: bool = False) -> Runner:  # fmt: skip
+    """A variant's own network (from the run's seed), teacher, AdamW and the transform making the views it needs."""
+    preset = PRESETS[cfg.preset]
+    torch.manual_seed(RUN.seed)
+    net = build_net(cfg, RUN, preset)
+    transform = build_dataset(store, cfg, RUN, preset).transform  # the student's views the variant needs
+    return Runner(variant, size, cfg, preset, net, make_teacher(net), build_optimizer(net, cfg), batches, transform,
+                  clips, tracker, all_views=all_views)  # fmt: skip
+
+
+def time_round_robin(runners: list[Runner], warmup: int, runs: int) -> None:
+    """`warmup` untimed then `runs` timed steps of every runner, one step each per round."""
+    for timed, rounds in ((False, warmup), (True, runs)):
+        for _ in range(rounds):
+            for r in runners:
+                r.step(timed=timed)
+
+
 def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     started = time.perf_counter()
     load_before = [round(x, 2) for x in os.getloadavg()]
     raw = yaml.safe_load((REPO / "config.yaml").read_text())
     synthetic = section_from_dict(SyntheticConfig, raw["synthetic"], "synthetic")
     lk = section_from_dict(LKConfig, raw["track"]["lk"], "track.lk")
-    store = write_store(tmp / "cache.zarr", synthetic, lk)
+    store = write_store(tmp / "cache.zarr", synthetic, lk, NUM_BATCHES * BATCH)
     setup_store_s = time.perf_counter() - started
 
     runners: list[Runner] = []
     for size in args.sizes:
-        base = section_from_dict(
-            TrainConfig,
-            {
-                **raw["train"],
-                "batch_size": BATCH,
-                "input_size": size,
-                "init": "random",  # config.yaml says pretrain: a start the workflow makes
-            },
-            "train",
-        )
-        preset = PRESETS[base.preset]
-        batches, clips = make_batches(store, base, preset)
+        base = base_config(raw, size, BATCH)
+        batches, clips = make_batches(store, base, PRESETS[base.preset])
         for variant in VARIANTS:
             cfg = replace(base, teacher_frames=variant.teacher_frames, symmetric=variant.symmetric)
-            torch.manual_seed(RUN.seed)
-            net = build_net(cfg, RUN, preset)
-            teacher = make_teacher(net)
-            optimizer = build_optimizer(net, cfg)
             tracker = make_lk(lk, args.lk_threads) if variant.tracker else None
-            transform = build_dataset(store, cfg, RUN, preset).transform  # the student's views the variant needs
-            runners.append(
-                Runner(variant, size, cfg, preset, net, teacher, optimizer, batches, transform, clips, tracker)
-            )
+            runners.append(make_runner(variant, size, cfg, store, batches, clips, tracker))
     setup_s = time.perf_counter() - started
-
-    for _ in range(args.warmup):
-        for r in runners:
-            r.step(timed=False)
-    for _ in range(args.runs):
-        for r in runners:
-            r.step(timed=True)
+    time_round_robin(runners, args.warmup, args.runs)
 
     by_key = {(r.size, r.variant.name): r for r in runners}
     rows = []
@@ -429,6 +443,130 @@ def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             torch=torch.__version__, timm=timm.__version__, numpy=np.__version__, opencv=cv2.__version__
         ),
     }
+
+
+# --views: (input px, clips per step, student on every teacher frame); the demo's settings, then a larger input.
+VIEW_SETTINGS = ((128, 16, False), (128, 16, True), (224, 8, False))
+VIEW_PATHS = ("all views, then selected", "selected views only")  # old, new
+
+
+def run_views(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """``--views``: the step with views of all T frames cut to the teacher's (old) against views of the teacher's
+    frames only (new), at each of VIEW_SETTINGS, every runner interleaved round-robin."""
+    started = time.perf_counter()
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    synthetic = section_from_dict(SyntheticConfig, raw["synthetic"], "synthetic")
+    lk = section_from_dict(LKConfig, raw["track"]["lk"], "track.lk")
+    store = write_store(tmp / "cache.zarr", synthetic, lk, NUM_BATCHES * max(b for _, b, _ in VIEW_SETTINGS))
+    pairs = []
+    for size, batch, symmetric in VIEW_SETTINGS:
+        cfg = base_config(raw, size, batch, teacher_frames=4, symmetric=symmetric, photometric_aug=True)
+        batches, _ = make_batches(store, cfg, PRESETS[cfg.preset])
+        variant = Variant(f"teacher 4 + student {4 if symmetric else 1}", 4, symmetric, False)
+        pairs.append([make_runner(variant, size, cfg, store, batches, [], None, all_views=path == VIEW_PATHS[0])
+                      for path in VIEW_PATHS])  # fmt: skip
+    setup_s = time.perf_counter() - started
+    time_round_robin([r for pair in pairs for r in pair], args.warmup, args.runs)
+
+    def median_ms(values: list[float]) -> float:
+        return round(1000 * statistics.median(values), 1)
+
+    def paired(new: list[float], old: list[float]) -> float:
+        return round(statistics.median(a / b for a, b in zip(new, old, strict=True)), 3)
+
+    rows = []
+    for old, new in pairs:
+        same = all(torch.equal(a, b) for a, b in zip(old.net.state_dict().values(), new.net.state_dict().values(),
+                                                      strict=True))  # fmt: skip
+        rows.append({
+            "input": old.size, "batch_size": old.cfg.batch_size, "variant": old.variant.name,
+            "teacher_frames": old.cfg.teacher_frames, "symmetric": old.cfg.symmetric,
+            "old_ms_median": median_ms(old.times), "new_ms_median": median_ms(new.times),
+            "old_ms_min": round(1000 * min(old.times), 1), "new_ms_min": round(1000 * min(new.times), 1),
+            "ratio_new_old_paired_median": paired(new.times, old.times),
+            "ratio_new_old_of_medians": round(statistics.median(new.times) / statistics.median(old.times), 3),
+            "old_views_ms_median": median_ms(old.views_times), "new_views_ms_median": median_ms(new.views_times),
+            "views_ratio_new_old_paired_median": paired(new.views_times, old.views_times),
+            "old_runs_ms": [round(1000 * t, 1) for t in old.times],
+            "new_runs_ms": [round(1000 * t, 1) for t in new.times],
+            "same_losses": old.losses == new.losses, "same_weights": same,
+        })  # fmt: skip
+    return {
+        "benchmark": "train_step --views",
+        "settings": {
+            "model": pairs[0][0].cfg.model,
+            "T": T,
+            "num_points": pairs[0][0].cfg.num_points,
+            "num_prototypes": pairs[0][0].cfg.num_prototypes,
+            "photometric_aug": True,
+            "mask_ratio": pairs[0][0].cfg.mask_ratio,
+            "batches": NUM_BATCHES,
+            "warmup": args.warmup,
+            "runs": args.runs,
+            "torch_threads": torch.get_num_threads(),
+            "cache": {"size": [synthetic.height, synthetic.width], "clips": len(store)},
+        },
+        "paths": {"old": VIEW_PATHS[0], "new": VIEW_PATHS[1]},
+        "rows": rows,
+        "load_average_1_5_15min": {"start": load_before, "end": [round(x, 2) for x in os.getloadavg()]},
+        "setup_s": round(setup_s, 1),
+        "wall_s": round(time.perf_counter() - started, 1),
+        "machine": machine_info(torch=torch.__version__, timm=timm.__version__, numpy=np.__version__),
+    }
+
+
+def markdown_views(res: dict[str, Any]) -> str:
+    s, m, load = res["settings"], res["machine"], res["load_average_1_5_15min"]
+    height, width = s["cache"]["size"]
+    rows = res["rows"]
+    lines = [
+        "# Views of the step's frames only (`benchmarks/train_step.py --views`)",
+        "",
+        f"One training step on CPU ({s['torch_threads']} torch threads) as the loop runs it: the views "
+        "(DeviceTransform: crop, resize, flip, normalisation, photometric augmentation of the student's view) "
+        "then `train_step`, with the statistics read back. *old*: views of all "
+        f"T = {s['T']} frames, then the teacher's {res['rows'][0]['teacher_frames']} frames cut out of them (what "
+        "the loop did before); *new*: views of the teacher's frames only (`DeviceTransform(raw, "
+        f"teacher_frame_indices(...))`). Model `{s['model']}` (random weights), N = {s['num_points']} points, "
+        f"K = {s['num_prototypes']}, mask ratio {s['mask_ratio']}; other settings from `config.yaml`'s `train:` "
+        f"section. Data: {s['batches']} loader batches per row from {s['cache']['clips']} synthetic clips at "
+        f"{height}x{width} (LK-tracked), read before timing. Median of {s['runs']} steps per path after "
+        f"{s['warmup']} warm-up steps, every row and path interleaved round-robin in one process; new / old is the "
+        "median of per-round (paired) ratios.",
+        "",
+        "| input px | clips | teacher + student frames | old ms/step | new ms/step | new / old (paired) "
+        "| ratio of medians | old views ms | new views ms | views new / old | same weights and losses |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in res["rows"]:
+        same = "yes" if r["same_weights"] and r["same_losses"] else "NO"
+        lines.append(
+            f"| {r['input']} | {r['batch_size']} | {r['variant']} | {r['old_ms_median']:.0f} | "
+            f"{r['new_ms_median']:.0f} | {r['ratio_new_old_paired_median']:.2f} | {r['ratio_new_old_of_medians']:.2f} "
+            f"| {r['old_views_ms_median']:.0f} | {r['new_views_ms_median']:.0f} | "
+            f"{r['views_ratio_new_old_paired_median']:.2f} | {same} |"
+        )
+    lines += [
+        "",
+        "Same weights and losses: after the timed steps the two paths' students are equal bit for bit and every "
+        "timed step's loss is the same (the views of the selected frames are those of all frames cut to them). "
+        f"Setup {res['setup_s']:.0f} s; whole run {res['wall_s']:.0f} s. Load average (1, 5, 15 min) at start "
+        f"{load['start']}, at end {load['end']} ({m['cpu_count']} CPUs, shared with other work). Minima, old / new "
+        "ms/step: "
+        + ", ".join(f"{r['input']} px {r['variant']} {r['old_ms_min']:.0f} / {r['new_ms_min']:.0f}" for r in rows)
+        + (
+            "; some medians are more than 1.5x their minimum: other work took cores during the timed steps, so the "
+            "absolute times are inflated and the paired ratios are the figures to read."
+            if any(r["old_ms_median"] > 1.5 * r["old_ms_min"] for r in rows)
+            else "."
+        ),
+        "",
+        f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}); {m['platform']}; Python {m['python']}, torch "
+        f"{m['torch']}, timm {m['timm']}, numpy {m['numpy']}.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def markdown(res: dict[str, Any]) -> str:
@@ -549,18 +687,28 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
     parser.add_argument("--before", type=Path, help="an earlier run's train_step.json to compare with")
     parser.add_argument("--markdown-only", action="store_true", help="only rewrite train_step.md from train_step.json")
+    parser.add_argument("--views", action="store_true",
+                        help="only time views of all frames then selected against views of the selected frames "
+                        "(train_step_views.json and .md)")  # fmt: skip
     args = parser.parse_args()
+    name, render = ("train_step_views", markdown_views) if args.views else ("train_step", markdown)
     if args.markdown_only:
-        (args.out / "train_step.md").write_text(markdown(json.loads((args.out / "train_step.json").read_text())))
+        (args.out / f"{name}.md").write_text(render(json.loads((args.out / f"{name}.json").read_text())))
         return
     if args.runs < 1 or args.warmup < 0:
         parser.error("need --runs >= 1 and --warmup >= 0")
     torch.set_num_threads(2)
     tmp = Path(tempfile.mkdtemp(prefix="mosic-train-step-bench-"))
     try:
-        res = run(args, tmp)
+        res = (run_views if args.views else run)(args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    if args.views:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"{name}.json").write_text(json.dumps(res, indent=2) + "\n")
+        (args.out / f"{name}.md").write_text(render(res))
+        print(render(res))
+        return
     if args.before is not None:
         before = json.loads(args.before.read_text())
         old = {(r["input"], r["variant"]): r for r in before["rows"]}

@@ -11,8 +11,9 @@
    t is not visible at t;
 4. N points sampled without replacement among the cached points that are visible and inside the crop at frame 0;
 5. the track source: the cached tracks, or one of the two controls (``static``, ``shuffled``; see below);
-6. normalisation ``(x / 255 - mean) / std`` of the teacher's view of all frames and of the student's view of
-   frame 0 (of every frame for the symmetric loss), with the photometric augmentation on the student's view only.
+6. normalisation ``(x / 255 - mean) / std`` of the teacher's view of the step's frames and of the student's view
+   of frame 0 (of each of the step's frames for the symmetric loss), with the photometric augmentation on the
+   student's view only.
 
 Where each step runs: the item (a loader worker, or the training process with ``workers = 0``) reads the clip,
 draws the crop, the flip and the photometric parameters, and does steps 3-5 (a few thousand points); it hands
@@ -20,8 +21,12 @@ over the frames as they are stored, uint8 at the cache resolution, with the draw
 collated). That is 3.3x fewer bytes through shared memory and the pinned copy than the float32 views at 224 px
 from a 256 px cache, 13x fewer from a 128 px cache. The pixel work of steps 1, 2 and 6 runs on a whole batch on
 the training device, after the batch is moved there: :class:`DeviceTransform`, which :attr:`TrainClips.transform`
-holds (the crop and resize clip by clip, the rest batched). On the CPU its output is bit for bit what the same
-operations give one clip at a time in a loader worker (tests/train/test_train_data.py).
+holds (the crop and resize clip by clip, the rest batched). It makes the views of the step's frames only: the
+teacher encodes frame 0 and ``train.teacher_frames - 1`` others (:func:`mosic.train.step.teacher_frame_indices`,
+drawn from the step's seed), and the loop passes those frames, so with the demo's 4 of 12 frames two thirds of
+the frames are never cropped, resized or normalised (every frame is processed alone: the views are bit for bit
+those of all frames cut to the step's). On the CPU its output is bit for bit what the same operations give one
+clip at a time in a loader worker (tests/train/test_train_data.py).
 
 Coordinates (the data contract, ``DESIGN.md``): ``tracks[..., t, n] = (x, y)`` in pixels of the
 ``input_size x input_size`` input, pixel centres at integer coordinates, origin top-left, so the image covers
@@ -92,18 +97,19 @@ _STREAM_GEOMETRY, _STREAM_POINTS, _STREAM_PHOTOMETRIC = 0, 1, 2
 
 @dataclass(frozen=True, kw_only=True)
 class ClipBatch:
-    """The views of B clips of T frames with N points, ready for :func:`mosic.train.step.mosic_step`.
+    """The views of B clips at T frames with N points, ready for :func:`mosic.train.step.mosic_step`.
 
-    Made on the training device by :class:`DeviceTransform` from a :class:`RawBatch`.
+    Made on the training device by :class:`DeviceTransform` from a :class:`RawBatch`, of the step's T frames
+    (frame 0 and the teacher's others; all of a clip's frames when every frame is asked for).
 
     Coordinates: ``tracks[b, t, n] = (x, y)`` in pixels of the ``S_in x S_in`` input, pixel centres at integer
     coordinates, origin top-left; features are indexed ``[row = y, col = x]``.
 
     Attributes:
-        video: float32 [B, T, 3, S_in, S_in], the teacher's view of every frame, normalised.
+        video: float32 [B, T, 3, S_in, S_in], the teacher's view of each frame, normalised.
         student: float32 [B, 3, S_in, S_in], the student's view of frame 0, normalised (photometrically
             augmented when the augmentation is on, else ``video[:, 0]``).
-        student_all: float32 [B, T, 3, S_in, S_in], the student's view of every frame (symmetric loss), or None.
+        student_all: float32 [B, T, 3, S_in, S_in], the student's view of each frame (symmetric loss), or None.
         tracks: float32 [B, T, N, 2], (x, y) of the sampled points.
         visibility: bool [B, T, N]; True at frame 0 for every sampled (not padded) point.
         clip_ids: int64 [B], the clips' global indices in the store (on the CPU: :meth:`to` leaves them there).
@@ -115,6 +121,21 @@ class ClipBatch:
     tracks: Tensor
     visibility: Tensor
     clip_ids: Tensor
+
+    def select_frames(self, frames: Tensor) -> ClipBatch:
+        """The batch cut to `frames` (long [T'], frame 0 first): ``video``, ``student_all``, ``tracks`` and
+        ``visibility`` at those frames; the student's view of frame 0 and the clip ids as they are.
+
+        For a batch made with views of every frame (:class:`DeviceTransform` makes those of the selected frames
+        only when given them, with the same result).
+        """
+        index = frames.to(self.video.device)
+        video = self.video[:, index]
+        student_all = None if self.student_all is None else self.student_all[:, index]
+        if self.student_all is self.video:  # no photometric augmentation: one tensor serves both views
+            student_all = video
+        return replace(self, video=video, student_all=student_all, tracks=self.tracks[:, index],
+                       visibility=self.visibility[:, index])  # fmt: skip
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ClipBatch:
         """The batch on `device`; ``clip_ids`` stay on the CPU (the step draws masks from them on the host, and
@@ -178,7 +199,8 @@ class DeviceTransform:
 
     Each clip is cropped and resized alone (:func:`mosic.data.augment.crop_resize_frames`: crops differ in size)
     and flipped; normalisation of the whole batch and the batched photometric augmentation
-    (:func:`mosic.data.augment.apply_photometric_batch`) follow. Nothing is drawn here.
+    (:func:`mosic.data.augment.apply_photometric_batch`) follow. Nothing is drawn here. Called with the step's
+    frames, it makes the views of those frames only (:meth:`__call__`).
 
     Normalisation: ``(x / 255 - mean) / std`` as one multiply-add on 0-255 pixels,
     ``x * (1 / (255 std)) - mean / std``.
@@ -187,7 +209,7 @@ class DeviceTransform:
         input_size: S_in, the side of the square views in pixels.
         mean: normalisation mean per RGB channel (of pixels scaled to [0, 1]).
         std: normalisation std per RGB channel.
-        student_all_frames: also make the student's view of every frame (``student_all``).
+        student_all_frames: also make the student's view of each of the step's frames (``student_all``).
     """
 
     def __init__(
@@ -211,15 +233,38 @@ class DeviceTransform:
         scale, shift = self._on_device[pixels.device]
         return pixels.mul_(scale).add_(shift)
 
-    def __call__(self, batch: RawBatch) -> ClipBatch:
-        """The normalised views (shapes in :class:`ClipBatch`), on the device of ``batch.frames``."""
+    def __call__(self, batch: RawBatch, frames: Tensor | None = None) -> ClipBatch:
+        """The normalised views (shapes in :class:`ClipBatch`) of `frames`, on the device of ``batch.frames``.
+
+        Args:
+            batch: the loader's batch, on the training device.
+            frames: long [T'] on the CPU, the frames to make views of, frame 0 first: the step's teacher frames
+                (:func:`mosic.train.step.teacher_frame_indices`); None = all T. Only these frames are cropped,
+                resized, flipped, normalised and augmented, and the tracks and visibility are cut to them; every
+                frame is processed alone, so the result is bit for bit that of all T frames followed by
+                :meth:`ClipBatch.select_frames` (tests/train/test_train_data.py). The student's view of frame 0
+                is the same either way.
+
+        Raises:
+            ValueError: when `frames` is not a non-empty 1-D index of the clips' frames that starts with frame 0.
+        """
         b, t = batch.frames.shape[:2]
         s = self.input_size
+        clips, tracks, visibility = batch.frames, batch.tracks, batch.visibility
+        if frames is not None:
+            frames = torch.as_tensor(frames, dtype=torch.long).cpu()
+            bad = frames.ndim != 1 or len(frames) == 0 or int(frames[0]) != 0
+            if bad or int(frames.min()) < 0 or int(frames.max()) >= t:
+                raise ValueError(f"frames must index the {t} frames of a clip, frame 0 first; got {frames.tolist()}")
+            if not torch.equal(frames, torch.arange(t)):  # all frames in order: nothing to select
+                index = frames.to(clips.device, non_blocking=True)
+                clips, t = clips.index_select(1, index), len(frames)
+                tracks, visibility = tracks.index_select(1, index), visibility.index_select(1, index)
         # float32 0-255: copy_ converts each clip's uint8 channels-last pixels in one pass (a mixed-dtype multiply
         # straight from uint8 takes twice as long on the CPU).
-        pixels = torch.empty((b, t, 3, s, s), dtype=torch.float32, device=batch.frames.device)
+        pixels = torch.empty((b, t, 3, s, s), dtype=torch.float32, device=clips.device)
         for k, (box, flip) in enumerate(zip(batch.boxes, batch.flips, strict=True)):
-            pixels[k].copy_(crop_resize_frames(batch.frames[k], box, s, flip))
+            pixels[k].copy_(crop_resize_frames(clips[k], box, s, flip))
         student_all = None
         if batch.photometric is not None:
             viewed = pixels[:, : t if self.student_all_frames else 1].div(255.0)
@@ -233,8 +278,8 @@ class DeviceTransform:
             student = video[:, 0]
             if self.student_all_frames:
                 student_all = video
-        return ClipBatch(video=video, student=student, student_all=student_all, tracks=batch.tracks,
-                         visibility=batch.visibility, clip_ids=batch.clip_ids)  # fmt: skip
+        return ClipBatch(video=video, student=student, student_all=student_all, tracks=tracks, visibility=visibility,
+                         clip_ids=batch.clip_ids)  # fmt: skip
 
 
 class TrainClips(Dataset):
@@ -251,7 +296,7 @@ class TrainClips(Dataset):
         track_source: ``cached``, or the controls ``static`` and ``shuffled``.
         photometric: colour jitter (brightness, contrast, saturation 0.4, hue 0.1; p 0.8), grayscale (p 0.2) and
             Gaussian blur (p 0.5) on the student's view.
-        student_all_frames: also make the student's view of every frame (``student_all``).
+        student_all_frames: also make the student's view of each of the step's frames (``student_all``).
         seed: the base of every random draw.
 
     Items are dicts: ``frames`` uint8 [T, H, W, 3] (the stored frames), ``box`` (:class:`CropBox`), ``flip``

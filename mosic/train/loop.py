@@ -38,7 +38,7 @@ from mosic.train.data import TrainClips, make_loader
 from mosic.train.metrics import StepLog, init_wandb, rows_from_tensor, rows_to_tensor
 from mosic.train.presets import PRESETS, Preset
 from mosic.train.schedules import cosine_schedule
-from mosic.train.step import mosic_step, step_seed, train_step
+from mosic.train.step import mosic_step, step_seed, teacher_frame_indices, train_step
 
 logger = logging.getLogger(__name__)
 
@@ -291,9 +291,11 @@ def train(
                 # schedules
                 for g in optimizer.param_groups:
                     g["lr"] = g["base_lr"] * schedules[g["part"]][step]
-                # views on the device; forward, backward, AdamW, EMA: no wait for the device
-                views = dataset.transform(batch.to(device, non_blocking=True))
-                stats = train_step(student, teacher, optimizer, views, cfg, preset, step_seed(run.seed, step))
+                # views of the teacher's frames on the device; forward, backward, AdamW, EMA: no wait for the device
+                seed = step_seed(run.seed, step)
+                frames = teacher_frame_indices(batch.frames.shape[1], cfg.teacher_frames, seed)
+                views = dataset.transform(batch.to(device, non_blocking=True), frames)
+                stats = train_step(student, teacher, optimizer, views, cfg, preset, seed)
                 step += 1
                 # log (read back every flush_every steps)
                 lrs = {g["part"]: g["lr"] for g in optimizer.param_groups}

@@ -4,11 +4,12 @@
 keeps its ``forward_backward`` in ``ssl_meta_arch.py``:
 
 1. re-normalise the student's and the teacher's prototypes;
-2. the EMA teacher encodes the clip's frames (all T, or frame 0 plus ``teacher_frames − 1`` random others)
-   without gradient, reads its features at the track positions, projects and scores them, and Sinkhorn–Knopp
-   turns the scores into balanced cluster assignments over the global batch;
-3. the student encodes frame 0 only (every frame when the symmetric term is on) — its own, optionally
-   photometrically augmented and masked, view — and scores its features at the frame-0 track positions;
+2. the EMA teacher encodes every frame of the batch without gradient, reads its features at the track
+   positions, projects and scores them, and Sinkhorn–Knopp turns the scores into balanced cluster assignments
+   over the global batch;
+3. the student encodes frame 0 only (every frame of the batch when the symmetric term is on) — its own,
+   optionally photometrically augmented and masked, view — and scores its features at the frame-0 track
+   positions;
 4. the loss asks the student's frame-0 scores to predict the teacher's cluster of the same point at every
    frame where the point is visible.
 
@@ -16,6 +17,12 @@ keeps its ``forward_backward`` in ``ssl_meta_arch.py``:
 the device: the step's statistics stay on the device (the loop reads them back in groups), and a step whose loss
 or targets are not finite on any rank changes nothing, decided on the device (the fused AdamW's ``found_inf``
 and an EMA momentum of 1).
+
+The teacher's frames (all T, or frame 0 plus ``teacher_frames − 1`` random others) are chosen before the step,
+by :func:`teacher_frame_indices` from the step's seed, and the views are made of those frames only
+(:class:`mosic.train.data.DeviceTransform`; the loop passes them): the batch :func:`mosic_step` gets holds the
+teacher's frames, frame 0 first, and it selects nothing (it refuses a batch with more frames than
+``teacher_frames``).
 
 Randomness: every draw of a step comes from :func:`step_seed` (the teacher frames, the same on every rank) and
 from the clips' ids (:func:`clip_masks`), never from a rank, so N processes train as one does.
@@ -42,7 +49,7 @@ from mosic.model.net import MoSiCNet
 from mosic.train.data import ClipBatch
 from mosic.train.presets import Preset
 
-__all__ = ["STATS", "clip_masks", "mosic_step", "step_seed", "train_step"]
+__all__ = ["STATS", "clip_masks", "mosic_step", "step_seed", "teacher_frame_indices", "train_step"]
 
 # What train_step returns, in order: the global batch's values.
 STATS = ("loss", "loss_main", "loss_sym", "visible_fraction", "cluster_entropy", "grad_norm", "finite")
@@ -66,6 +73,26 @@ def step_seed(seed: int, step: int) -> int:
     mask depends on the step and the clip (:func:`clip_masks`), so N processes train as one does.
     """
     return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def teacher_frame_indices(num_frames: int, teacher_frames: int, seed: int) -> Tensor:
+    """The frames the teacher encodes at a step: long [T'] on the CPU, ascending, frame 0 first.
+
+    Frame 0 plus ``teacher_frames - 1`` others drawn without replacement from ``torch.Generator().manual_seed(seed)``
+    (``randperm`` of frames 1..T-1, the first ``teacher_frames - 1`` of it, sorted); every frame when
+    `teacher_frames` is 0 or at least `num_frames`. It depends only on its arguments, so every rank draws the same
+    frames from the step's seed (:func:`step_seed`), and the loop makes the views of these frames only
+    (:class:`mosic.train.data.DeviceTransform`).
+
+    Args:
+        num_frames: T, the frames of a clip.
+        teacher_frames: ``train.teacher_frames`` (0 = all).
+        seed: the step's seed.
+    """
+    if not 0 < teacher_frames < num_frames:
+        return torch.arange(num_frames)
+    others = torch.randperm(num_frames - 1, generator=torch.Generator().manual_seed(seed))[: teacher_frames - 1] + 1
+    return torch.cat([torch.zeros(1, dtype=torch.long), others.sort().values])
 
 
 def clip_masks(clip_ids: Sequence[int], num_patches: int, ratio: float, seed: int) -> Tensor:
@@ -102,29 +129,30 @@ def mosic_step(
     Args:
         student: the student :class:`MoSiCNet`, possibly wrapped in DDP (called exactly once).
         teacher: the EMA teacher.
-        batch: a collated batch on the device.
+        batch: the views of the step's teacher frames (:func:`teacher_frame_indices`, frame 0 first) on the
+            device; every frame of it is used.
         cfg: training settings.
         preset: behaviours fixed by the preset.
-        seed: the step's seed (:func:`step_seed`): drives the teacher-frame draw (the same on every rank) and
-            the masks (per clip), so resumed runs repeat them.
+        seed: the step's seed (:func:`step_seed`): drives the masks (per clip), so resumed runs repeat them (the
+            teacher frames, drawn from it too, were chosen when the views were made).
+
+    Raises:
+        ValueError: when the batch has more frames than ``cfg.teacher_frames`` (views of every frame).
     """
     b, t, n = batch.visibility.shape
+    if 0 < cfg.teacher_frames < t:
+        raise ValueError(
+            f"the batch has {t} frames but the teacher encodes {cfg.teacher_frames}: make the views of the step's "
+            "frames only (DeviceTransform(raw, teacher_frame_indices(...)) or ClipBatch.select_frames)"
+        )
     raw = student.module if hasattr(student, "module") else student
     raw.prototypes.normalize_()
     teacher.prototypes.normalize_()
 
-    # Teacher: frame 0 plus a random subset of the other frames, no gradient.
-    if 0 < cfg.teacher_frames < t:
-        generator = torch.Generator().manual_seed(seed)
-        others = torch.randperm(t - 1, generator=generator)[: cfg.teacher_frames - 1] + 1
-        frames = torch.cat([torch.zeros(1, dtype=torch.long), others.sort().values]).to(batch.video.device)
-    else:
-        frames = torch.arange(t, device=batch.video.device)
-    tf = len(frames)
-    tracks = batch.tracks[:, frames]  # [B, T', N, 2]
-    visible = batch.visibility[:, frames]  # [B, T', N]
+    # Teacher: every frame of the batch (the views were made of the teacher's frames only), no gradient.
+    tracks, visible = batch.tracks, batch.visibility  # [B, T', N, 2], [B, T', N]
     with torch.no_grad():
-        scores_t = teacher(batch.video[:, frames].flatten(0, 1), tracks.flatten(0, 1)).view(b, tf, n, -1)
+        scores_t = teacher(batch.video.flatten(0, 1), tracks.flatten(0, 1)).view(b, t, n, -1)
         valid = visible if preset.sinkhorn_visible_only else torch.ones_like(visible)
         q = sinkhorn_knopp(
             scores_t.flatten(0, 2).float(),
@@ -133,10 +161,10 @@ def mosic_step(
             log_domain=cfg.sinkhorn_log_domain,
             valid=valid.flatten(),
             check=False,  # train_step skips a step with non-finite targets, without waiting for the device
-        ).view(b, tf, n, -1)
+        ).view(b, t, n, -1)
         targets = q.argmax(-1) if cfg.assignment == "hard" else q
 
-    # Student: frame 0 (every selected frame with the symmetric term), one call through DDP.
+    # Student: frame 0 (every frame of the batch with the symmetric term), one call through DDP.
     keep = None
     num_patches = raw.grid * raw.grid
     if cfg.mask_ratio > 0:
@@ -144,9 +172,8 @@ def mosic_step(
     weight = visible.float()
     if cfg.symmetric:
         assert batch.student_all is not None, "the symmetric term needs the student view of every frame"
-        kept = keep.repeat_interleave(tf, dim=0) if keep is not None else None
-        scores_all = student(batch.student_all[:, frames].flatten(0, 1), tracks.flatten(0, 1), kept)
-        scores_all = scores_all.view(b, tf, n, -1)
+        kept = keep.repeat_interleave(t, dim=0) if keep is not None else None
+        scores_all = student(batch.student_all.flatten(0, 1), tracks.flatten(0, 1), kept).view(b, t, n, -1)
         scores0 = scores_all[:, 0]
     else:
         scores_all = None
@@ -173,7 +200,7 @@ def mosic_step(
     )
     out["targets_finite"] = torch.isfinite(q).all()
     out["cluster_entropy"] = _usage_entropy(targets, valid, q.shape[-1])
-    out["visible_fraction"] = visible[:, 1:].float().mean() if tf > 1 else visible.float().mean()
+    out["visible_fraction"] = visible[:, 1:].float().mean() if t > 1 else visible.float().mean()
     return out
 
 
@@ -192,7 +219,7 @@ def train_step(
         student: the student, possibly wrapped in DDP.
         teacher: the EMA teacher.
         optimizer: a fused AdamW over the student's trainable parameters (``found_inf`` skips a step on the device).
-        batch: a collated batch on the device.
+        batch: the views of the step's teacher frames on the device (see :func:`mosic_step`).
         cfg: training settings.
         preset: behaviours fixed by the preset.
         seed: the step's seed (:func:`step_seed`).

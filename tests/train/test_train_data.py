@@ -2,6 +2,7 @@
 the batched views on the device against the one-clip helpers."""
 
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,12 @@ from mosic.data.augment import (
     IMAGENET_STD,
     ORIGINAL_STD,
     apply_photometric,
+    apply_photometric_batch,
     crop_resize_frames,
 )
 from mosic.geometry import inside_image
 from mosic.store import ClipRecord, ShardWriter, TrackStore
+from mosic.train import data as data_module
 from mosic.train.data import (
     ClipBatch,
     RawBatch,
@@ -25,6 +28,7 @@ from mosic.train.data import (
     make_loader,
 )
 from mosic.train.presets import PRESETS
+from mosic.train.step import teacher_frame_indices
 
 PROVENANCE = {
     "mosic_version": "0.1.0",
@@ -359,6 +363,65 @@ def test_device_views_equal_the_one_clip_helpers_bit_for_bit(store, size, photom
         draws = [ds[(e, i)]["photometric"] for e in range(3) for i in range(13)]
         assert {op for d in draws for op, _ in d.jitter} == {"brightness", "contrast", "saturation", "hue"}
         assert any(d.grayscale for d in draws) and any(d.blur_sigma for d in draws)
+
+
+def twelve_frame_batch(ds: TrainClips, count: int) -> RawBatch:
+    """The draws of `count` items of `ds` over 12 random frames per clip (the demo's T), tracks repeated."""
+    raw = collate([ds[i] for i in range(count)])
+    g = torch.Generator().manual_seed(5)
+    frames = torch.randint(0, 256, (count, 12, H, W, 3), dtype=torch.uint8, generator=g)
+    tracks = raw.tracks.repeat(1, 3, 1, 1) + torch.rand(count, 12, raw.tracks.shape[2], 2, generator=g)
+    return replace(raw, frames=frames, tracks=tracks, visibility=raw.visibility.repeat(1, 3, 1))
+
+
+STEP_FRAMES = [teacher_frame_indices(12, k, seed) for k, seed in ((4, 0), (4, 1), (2, 7), (11, 3), (1, 0))]
+
+
+@pytest.mark.parametrize(("photometric", "student_all"), [(False, False), (False, True), (True, False), (True, True)])
+def test_views_of_the_step_frames_equal_all_views_cut_to_them(store, photometric, student_all):
+    """Views of the step's frames only are bit for bit the views of every frame cut to them, the student's
+    frame-0 view included (each frame is resized and augmented alone)."""
+    ds = dataset(store, photometric=photometric, student_all_frames=student_all)
+    raw = twelve_frame_batch(ds, 6)
+    whole = ds.transform(raw)
+    for frames in [*STEP_FRAMES, torch.arange(12), [0, 5, 9]]:
+        ref = whole.select_frames(torch.as_tensor(frames))
+        got = ds.transform(raw, frames)
+        for key in ("video", "student", "tracks", "visibility", "clip_ids"):
+            assert torch.equal(getattr(got, key), getattr(ref, key)), (key, frames)
+        assert got.video.shape == (6, len(frames), 3, S, S) and got.video.is_contiguous()
+        if student_all:
+            assert torch.equal(got.student_all, ref.student_all) and torch.equal(got.student, got.student_all[:, 0])
+            assert (got.student_all is got.video) == (not photometric)
+        else:
+            assert got.student_all is None
+    for bad in ([1, 2], [], [0, 12], [[0, 1]]):
+        with pytest.raises(ValueError, match="frame 0 first"):
+            ds.transform(raw, bad)
+
+
+def test_views_of_the_step_frames_resize_only_those_frames(store, monkeypatch):
+    """The transform's work scales with the step's frames: T' frames per clip are resized and augmented."""
+    ds = dataset(store, photometric=True, student_all_frames=True)
+    raw = twelve_frame_batch(ds, 4)
+    resized, augmented = [], []
+
+    def counting_resize(frames, *args):
+        resized.append(frames.shape[0])
+        return crop_resize_frames(frames, *args)
+
+    def counting_photometric(images, augs):
+        augmented.append(images.shape[:2])
+        return apply_photometric_batch(images, augs)
+
+    monkeypatch.setattr(data_module, "crop_resize_frames", counting_resize)
+    monkeypatch.setattr(data_module, "apply_photometric_batch", counting_photometric)
+    ds.transform(raw, STEP_FRAMES[0])
+    assert resized == [4] * 4 and augmented == [(4, 4)]
+    resized.clear()
+    augmented.clear()
+    ds.transform(raw)
+    assert resized == [12] * 4 and augmented == [(4, 12)]
 
 
 def test_photometric_changes_only_the_student_view(store):

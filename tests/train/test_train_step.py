@@ -8,9 +8,10 @@ import pytest
 import torch
 from train_helpers import PROV, RUN, losses, tiny_cfg
 
+from mosic.store import TrackStore
 from mosic.train import loop
 from mosic.train.data import ClipBatch, make_loader
-from mosic.train.step import STATS, step_seed, train_step
+from mosic.train.step import STATS, mosic_step, step_seed, teacher_frame_indices, train_step
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
@@ -43,7 +44,10 @@ def test_train_step_updates_and_a_non_finite_step_changes_nothing(device):
     optimizer = loop.build_optimizer(net, cfg)
     before = state(net, teacher)
     for step in range(3):
-        stats = train_step(net, teacher, optimizer, random_batch(cfg, device, step), cfg, preset, step_seed(0, step))
+        seed = step_seed(0, step)
+        batch = random_batch(cfg, device, step).select_frames(teacher_frame_indices(4, cfg.teacher_frames, seed))
+        assert batch.video.shape[1] == 3
+        stats = train_step(net, teacher, optimizer, batch, cfg, preset, seed)
         assert stats.device.type == device and stats.shape == (len(STATS),)
         values = dict(zip(STATS, stats.tolist(), strict=True))
         assert values["finite"] == 1.0 and values["loss"] > 0 and values["grad_norm"] > 0
@@ -57,7 +61,7 @@ def test_train_step_updates_and_a_non_finite_step_changes_nothing(device):
         net.prototypes.normalize_()
         teacher.prototypes.normalize_()
     after = state(net, teacher)
-    bad = random_batch(cfg, device, 9)
+    bad = random_batch(cfg, device, 9, frames=3)
     bad = ClipBatch(video=bad.video * float("nan"), student=bad.student * float("nan"), student_all=None,
                     tracks=bad.tracks, visibility=bad.visibility, clip_ids=bad.clip_ids)  # fmt: skip
     moments = optimizer_state(optimizer)
@@ -67,6 +71,66 @@ def test_train_step_updates_and_a_non_finite_step_changes_nothing(device):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-6)  # normalising a unit vector again: last-bit changes
     assert sum(not torch.equal(a, b) for a, b in zip(after, state(net, teacher), strict=True)) <= 2
     assert all(torch.equal(a, b) for a, b in zip(moments, optimizer_state(optimizer), strict=True))
+
+
+def test_teacher_frame_indices():
+    """Frame 0 plus teacher_frames - 1 sorted others, from the seed alone; every frame when 0 or >= T."""
+    for t, k in ((12, 4), (4, 2), (4, 3), (12, 1), (12, 11)):
+        for seed in (0, 1, step_seed(0, 5)):
+            frames = teacher_frame_indices(t, k, seed)
+            assert frames.dtype == torch.long and frames.device.type == "cpu" and len(frames) == k
+            assert frames[0] == 0 and bool((frames[1:] > frames[:-1]).all()) and int(frames[-1]) < t
+            assert torch.equal(frames, teacher_frame_indices(t, k, seed))
+    assert len({tuple(teacher_frame_indices(12, 4, seed).tolist()) for seed in range(20)}) > 5
+    for k in (0, 12, 13):
+        assert torch.equal(teacher_frame_indices(12, k, 3), torch.arange(12))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"teacher_frames": 2},
+        {"teacher_frames": 3, "symmetric": True},
+        {"teacher_frames": 2, "symmetric": True, "photometric_aug": False},
+        {"teacher_frames": 0, "symmetric": True},
+    ],
+)
+def test_step_on_views_of_its_frames_equals_the_step_on_all_views_cut_to_them(shards, overrides):
+    """The loop's path (views of the step's frames only) updates the weights, the teacher and AdamW's moments bit
+    for bit as views of every frame then the same frames selected (what the step did before) do, step by step."""
+    cfg = tiny_cfg(**{"photometric_aug": True, "mask_ratio": 0.25, **overrides})
+    preset = loop.PRESETS[cfg.preset]
+    dataset = loop.build_dataset(TrackStore(shards), cfg, RUN, preset)
+    loader, sampler = make_loader(dataset, batch_size_per_rank=4, workers=0, seed=0, rank=0, world_size=1)
+    sampler.set_epoch(0)
+    runs = {}
+    for path in ("all frames, then selected", "selected frames only"):
+        net, teacher = loop.build_models(cfg, RUN, preset, torch.device("cpu"))
+        optimizer = loop.build_optimizer(net, cfg)
+        stats = []
+        for step, raw in enumerate(loader):
+            seed = step_seed(RUN.seed, step)
+            frames = teacher_frame_indices(raw.frames.shape[1], cfg.teacher_frames, seed)
+            if path == "selected frames only":
+                views = dataset.transform(raw, frames)
+            else:
+                views = dataset.transform(raw).select_frames(frames)
+            assert views.video.shape[1] == (cfg.teacher_frames or raw.frames.shape[1])
+            stats.append(train_step(net, teacher, optimizer, views, cfg, preset, seed))
+        runs[path] = (state(net, teacher), optimizer_state(optimizer), torch.stack(stats))
+    (a_state, a_moments, a_stats), (b_state, b_moments, b_stats) = runs.values()
+    assert len(a_stats) == 3 and bool((a_stats[:, -1] == 1).all())
+    assert all(torch.equal(a, b) for a, b in zip(a_state, b_state, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(a_moments, b_moments, strict=True))
+    assert torch.equal(a_stats, b_stats)
+
+
+def test_step_refuses_views_of_more_frames_than_the_teacher_encodes():
+    cfg = tiny_cfg(teacher_frames=3)
+    preset = loop.PRESETS[cfg.preset]
+    net, teacher = loop.build_models(cfg, RUN, preset, torch.device("cpu"))
+    with pytest.raises(ValueError, match="the batch has 4 frames but the teacher encodes 3"):
+        mosic_step(net, teacher, random_batch(cfg, "cpu", 0, frames=4), cfg, preset, step_seed(0, 0))
 
 
 @pytest.mark.gpu
@@ -108,6 +172,13 @@ def test_loader_into_cuda_memory_and_views_there_match_the_cpu(shards):
         torch.testing.assert_close(on_gpu.video.cpu(), on_cpu.video, atol=1.01 * level, rtol=0)
         diff = (on_gpu.student_all.cpu() - on_cpu.student_all).abs()
         assert diff.max() <= 12 * level and diff.mean() <= 0.5 * level
+        # Views of the step's frames only on CUDA (bit for bit is checked on the CPU; CUDA kernels may pick
+        # another algorithm for fewer frames, so here up to the CPU-GPU tolerances).
+        frames = teacher_frame_indices(raw.frames.shape[1], 2, 0)
+        cut, whole = dataset.transform(raw.to("cuda"), frames), on_gpu.select_frames(frames)
+        assert torch.equal(cut.tracks, whole.tracks) and torch.equal(cut.visibility, whole.visibility)
+        torch.testing.assert_close(cut.video, whole.video, atol=1.01 * level, rtol=0)
+        assert (cut.student_all - whole.student_all).abs().max() <= 12 * level
 
 
 @pytest.mark.gpu
