@@ -11,7 +11,9 @@ configuration):
 3. per tracker and training seed, train the tracked run (``mosic``) and the controls from that start;
 4. score the start and every run with :func:`score_model`: Hummingbird (same-face: the standard val split, memory
    from train) and cross-view Hummingbird (memory from ``train_face<a>``, queries ``val_face<b>``, both directions
-   averaged).
+   averaged), and :func:`face_linking` on the training videos: how much more a turning object's two faces resemble
+   each other than they resemble another object's faces in the same video (what tracks can teach and a static
+   point cannot; the clip's shared context counts for both).
 
 Everything already in the folder (data, index, start, track caches, finished runs) is reused, so a study can be
 extended run by run. Runs live in ``<work>/runs/<name>/<tracker>/<variant>_s<seed>``.
@@ -22,13 +24,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
 from mosic.config import Config, RunSpec, run_train_config, track_substep
 from mosic.data.index import run_index
-from mosic.data.synthetic import generate_synthetic
+from mosic.data.synthetic import generate_synthetic, load_scene
 from mosic.evaluate.datasets import image_dataset
 from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.evaluate.hummingbird import hummingbird
@@ -37,18 +46,78 @@ from mosic.tracking.shard import track_shard
 from mosic.train.loop import train
 from mosic.train.pretrain import run_pretrain
 
-__all__ = ["VARIANTS", "run_study", "score_model", "summarize"]
+__all__ = ["VARIANTS", "face_linking", "run_study", "score_model", "summarize"]
 
 VARIANTS = ("mosic", "static", "shuffled", "transposed")
 
 
-def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = True) -> dict[str, float]:
+def face_linking(extractor: FeatureExtractor, videos: Path, *, coverage: float = 0.75,
+                 frame_step: int = 3) -> dict[str, float]:  # fmt: skip
+    """Does a turning object's other face look like itself, beyond what the clip's context explains?
+
+    On the synthetic videos under `videos` (YouTube-VOS layout with ``Scenes/``), every patch token at least
+    `coverage` covered by one turning object, in every `frame_step`-th frame, is labelled with the face the object
+    shows in that frame (frames during the turn are left out); each object's tokens are averaged per face. ``own``
+    is the mean cosine similarity between an object's face-a and face-b means; ``context`` the same between two
+    different objects of the same video (faces a and b); ``linking = own - context``: zero when the features link
+    the two faces only through the clip's shared context (background, lighting, camera), which a static point learns
+    as well as a tracked one.
+    Values in cosine units x 100.
+    """
+    means: dict[tuple[str, int, int], Tensor] = {}
+    for path in sorted((videos / "Scenes").glob("*.json")):
+        scene = load_scene(path)
+        turning = [o for o in scene.objects if len(o.shown) == 2]
+        if len(turning) < 1:
+            continue
+        names = sorted(p.stem for p in (videos / "JPEGImages" / scene.name).glob("*.jpg"))[::frame_step]
+        frames = np.stack([np.asarray(Image.open(videos / "JPEGImages" / scene.name / f"{n}.jpg").convert("RGB"))
+                           for n in names])  # fmt: skip
+        masks = np.stack([np.asarray(Image.open(videos / "Annotations" / scene.name / f"{n}.png")) for n in names])
+        feats = extractor(frames)  # [T, S, S, D]
+        s = feats.shape[1]
+        p = masks.shape[1] // s
+        tokens: dict[tuple[int, int], list[Tensor]] = defaultdict(list)
+        for i, name in enumerate(names):
+            t = int(name)  # YouTube-VOS frame names are frame numbers
+            blocks = masks[i, : s * p, : s * p].reshape(s, p, s, p).transpose(0, 2, 1, 3).reshape(s, s, p * p)
+            for obj in turning:
+                if obj.turn_start <= t < obj.turn_start + obj.turn_frames:
+                    continue
+                face = obj.shown[1] if t >= obj.turn_start + obj.turn_frames else obj.shown[0]
+                rows, cols = np.nonzero((blocks == obj.instance).mean(-1) >= coverage)
+                tokens[(obj.instance, face)].extend(feats[i, rows, cols])
+        for (instance, face), items in tokens.items():
+            if not items:  # never covered enough of a patch on this face
+                continue
+            means[(scene.name, instance, face)] = F.normalize(torch.stack(items).mean(0), dim=0)
+    own, context = [], []
+    keys = list(means)
+    for video, instance, face in keys:
+        for video2, instance2, face2 in keys:
+            if video2 != video or face2 == face or (instance2, face2) < (instance, face):
+                continue
+            sim = float(means[(video, instance, face)] @ means[(video2, instance2, face2)])
+            (own if instance2 == instance else context).append(sim)
+    if not own or not context:
+        raise ValueError(f"no video under {videos} has two objects seen on two faces each")
+    out = {"own": 100 * statistics.mean(own), "context": 100 * statistics.mean(context)}
+    out["linking"] = out["own"] - out["context"]
+    return out
+
+
+def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = True,
+                videos: Path | None = None) -> dict[str, float]:  # fmt: skip
     """Hummingbird mIoU in points: ``same`` (train -> val; left out with ``same=False``) and ``cross`` (mean over
-    ``train_face a -> val_face b``, a != b, each direction also under ``cross_<a>to<b>``)."""
+    ``train_face a -> val_face b``, a != b, each direction also under ``cross_<a>to<b>``); with `videos` (the
+    training videos), also :func:`face_linking`'s values under ``link_own``, ``link_context`` and ``linking``."""
     ev = cfg.evaluate
     hb = ev.hummingbird
     extractor = FeatureExtractor(load_model(str(model_path), input_size=hb.input_size), input_size=hb.input_size)
     out = {}
+    if videos is not None:
+        link = face_linking(extractor, videos)
+        out.update(link_own=link["own"], link_context=link["context"], linking=link["linking"])
     if same:
         train_val = (image_dataset("synthetic", voc, split) for split in ("train", "val"))
         out["same"] = 100 * hummingbird(*train_val, extractor, hb, seed=ev.seed)["miou"]
@@ -74,16 +143,18 @@ def run_study(
     variants: Sequence[str] = VARIANTS,
     name: str = "study",
     same: bool = True,
+    linking: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the study (module docstring) in `work`; returns ``{"scores": {"start_s<seed>" |
     "<tracker>/<variant>_s<seed>": score_model(...)}, "pretrain": the pretrained start's record or None}`` (a seed's
     start is the backbone its runs began from: the pretrained start, or the seed's random initialisation).
-    ``same=False`` scores cross-view only."""
+    ``same=False`` scores cross-view only; ``linking=False`` leaves :func:`face_linking` out."""
     if cfg.dataset.kind != "synthetic" or cfg.synthetic.faces < 2:
         raise ValueError("the motion study needs dataset.kind: synthetic with synthetic.faces >= 2")
     work.mkdir(parents=True, exist_ok=True)
     data, voc = work / "data", work / "data" / "voc"
+    videos = data / "ytvos" if linking else None
     if not voc.is_dir():
         log("rendering the dataset ...")
         generate_synthetic(cfg.synthetic, data)
@@ -123,10 +194,12 @@ def run_study(
                     done = [v for k, v in scores.items() if k.startswith("start_s")]
                     shared = start is not None and done  # the pretrained start is every seed's
                     scores[begin] = (
-                        done[0] if shared else score_model(run / "initial_backbone.safetensors", cfg, voc, same=same)
+                        done[0]
+                        if shared
+                        else score_model(run / "initial_backbone.safetensors", cfg, voc, same=same, videos=videos)
                     )
                     log(f"{begin} {_short(scores[begin])}")
-                scores[key] = score_model(run / "backbone.safetensors", cfg, voc, same=same)
+                scores[key] = score_model(run / "backbone.safetensors", cfg, voc, same=same, videos=videos)
                 log(f"{key} {_short(scores[key])}")
     return {"scores": scores, "pretrain": pre}
 
@@ -144,7 +217,9 @@ def summarize(scores: dict[str, dict[str, float]], trackers: Sequence[str], vari
     for tracker in trackers:
         for variant in variants:
             row: dict[str, Any] = {"tracker": tracker, "variant": variant}
-            for metric in ("same", "cross"):
+            for metric in ("same", "cross", "linking"):
+                if metric not in scores[f"start_s{seeds[0]}"]:
+                    continue
                 deltas = [scores[f"{tracker}/{variant}_s{s}"][metric] - scores[f"start_s{s}"][metric] for s in seeds]
                 row[f"d_{metric}"] = round(statistics.mean(deltas), 2)
                 row[f"d_{metric}_seeds"] = [round(d, 2) for d in deltas]
