@@ -13,11 +13,12 @@ DataLoader workers: throughput in clips/s over one epoch of one simulated rank (
 - *loader*: the loader's batches (uint8 frames at the cache resolution, the draws, the tracks) moved to the
   device: what the workers deliver;
 - *loader + views*: and their views made there (:class:`mosic.train.data.DeviceTransform`: crop, resize, flip,
-  normalisation, photometric), what a training step receives. On the CPU the views are made in the training
-  process, which a GPU run leaves to the GPU.
+  normalisation, photometric) of the frames a step uses (frame 0 and 3 others, the demo's ``train.teacher_frames:
+  4``, drawn as the training loop draws them), what a training step receives. On the CPU the views are made in
+  the training process, which a GPU run leaves to the GPU.
 
 Variants at 256 -> 224: the student's photometric augmentation (frame 0), and photometric + the student's view
-of every frame (symmetric loss; 0 and 2 workers); at 128 -> 128 (the demo's settings) photometric too.
+of every frame the step uses (symmetric loss; 0 and 2 workers); at 128 -> 128 (the demo's settings) photometric too.
 Baseline: reading the clips from the store alone. Every process runs one torch thread (workers=0 loads in the
 main process). Runs are interleaved round-robin over the configurations and both ways after a warm-up epoch
 each; medians of ``--runs`` runs. The store files were just written, so reads come from the page cache.
@@ -57,9 +58,11 @@ sys.path.insert(0, str(REPO))
 from mosic.data.augment import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from mosic.store import ClipRecord, ShardWriter, TrackStore  # noqa: E402
 from mosic.train.data import TrainClips, make_loader  # noqa: E402
+from mosic.train.step import step_seed, teacher_frame_indices  # noqa: E402
 
 CLIPS, T, GRID = 256, 12, 32
 NUM_POINTS, BATCH, WORLD = 256, 8, 4
+TEACHER_FRAMES = 4  # the demo's train.teacher_frames: the views a step needs
 PROVENANCE = {
     "mosic_version": "bench",
     "git_sha": "0" * 40,
@@ -121,10 +124,10 @@ def time_epoch(loader, sampler, dataset, epoch: int, device: torch.device, views
     dataset.set_epoch(epoch)
     start = time.perf_counter()
     clips = 0
-    for batch in loader:
+    for i, batch in enumerate(loader):
         batch = batch.to(device, non_blocking=True)
         if views:
-            dataset.transform(batch)
+            dataset.transform(batch, teacher_frame_indices(T, TEACHER_FRAMES, step_seed(epoch, i)))
         clips += len(batch.clip_ids)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -246,8 +249,9 @@ def markdown(res: dict) -> str:
         f"thread per process. Median of {s['runs']} epochs per row, interleaved round-robin after a warm-up "
         "epoch (first epoch = worker start-up + one epoch).",
         "",
-        "*loader*: the loader's batches moved to the device; *+ views*: and their views made there "
-        "(DeviceTransform; on the CPU in the training process). × w0: against the same row with no workers."
+        "*loader*: the loader's batches moved to the device; *+ views*: and the views of the 4 frames a step uses "
+        "made there, as the training loop makes them (DeviceTransform; on the CPU in the training process). "
+        "× w0: against the same row with no workers."
         + (
             " *before*: the earlier run of this benchmark given with --before, whose loader made the views in the "
             "worker (or the training process with no workers) and sent them as float32; after / before compares "
@@ -279,7 +283,7 @@ def markdown(res: dict) -> str:
         "carries the stored uint8 frames (0.6 MB per clip at 128 px, 2.4 MB at 256 px, through shared memory) "
         "instead of float32 views (7.8 MB per clip at 224 px). Making an item is now cheap (reading, the crop "
         "draw, the points), so a worker's time goes mostly to sending its batch: a new shared-memory segment per "
-        "batch whose pages the kernel maps one by one. The student's photometric view of all 12 frames is "
+        "batch whose pages the kernel maps one by one. The student's photometric view of the 4 frames is "
         "dominated by torchvision's Gaussian blur (depthwise conv2d) and hue shift on CPU.",
         "",
         f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}; Python {m['python']}, torch "
