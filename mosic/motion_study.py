@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
 from mosic.config import Config, RunSpec, run_train_config, track_substep
+from mosic.data.frames import decode_image, list_frame_files
 from mosic.data.index import run_index
 from mosic.data.synthetic import generate_synthetic, load_scene
 from mosic.evaluate.datasets import image_dataset
+from mosic.evaluate.datasets.files import read_label_png
 from mosic.evaluate.features import FeatureExtractor, load_model
 from mosic.evaluate.hummingbird import hummingbird
 from mosic.provenance import provenance
@@ -68,18 +69,17 @@ def face_linking(extractor: FeatureExtractor, videos: Path, *, coverage: float =
     for path in sorted((videos / "Scenes").glob("*.json")):
         scene = load_scene(path)
         turning = [o for o in scene.objects if len(o.shown) == 2]
-        if len(turning) < 1:
+        if not turning:
             continue
-        names = sorted(p.stem for p in (videos / "JPEGImages" / scene.name).glob("*.jpg"))[::frame_step]
-        frames = np.stack([np.asarray(Image.open(videos / "JPEGImages" / scene.name / f"{n}.jpg").convert("RGB"))
-                           for n in names])  # fmt: skip
-        masks = np.stack([np.asarray(Image.open(videos / "Annotations" / scene.name / f"{n}.png")) for n in names])
+        files = list_frame_files(videos / "JPEGImages" / scene.name)[::frame_step]
+        frames = np.stack([decode_image(f) for f in files])
+        masks = np.stack([read_label_png(videos / "Annotations" / scene.name / f"{f.stem}.png") for f in files])
         feats = extractor(frames)  # [T, S, S, D]
         s = feats.shape[1]
         p = masks.shape[1] // s
         tokens: dict[tuple[int, int], list[Tensor]] = defaultdict(list)
-        for i, name in enumerate(names):
-            t = int(name)  # YouTube-VOS frame names are frame numbers
+        for i, f in enumerate(files):
+            t = int(f.stem)  # YouTube-VOS frame names are frame numbers
             blocks = masks[i, : s * p, : s * p].reshape(s, p, s, p).transpose(0, 2, 1, 3).reshape(s, s, p * p)
             for obj in turning:
                 if obj.turn_start <= t < obj.turn_start + obj.turn_frames:
