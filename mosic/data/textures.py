@@ -11,8 +11,9 @@ face: :func:`family_colours` draws the base hue uniformly (so absolute hue never
 apart, as with the hand-made classes) and keeps the tone, so every instance of a face shows the same pattern
 and the same colour statistics (saturation, brightness, contrast, hue spread) up to a small jitter. The
 faces of one class use different pattern kinds, different period bands and different tones, so they share
-no colour or pattern statistics; faces of different classes may share a kind or a tone, never both with the
-same parameters. Another ``texture_seed`` draws other families (unseen textures).
+no colour or pattern statistics. Faces of different classes may share a tone; up to 12 faces in all (the
+demo's 6 classes x 2), no two faces share a pattern kind (:func:`texture_families`), so a class's second face
+never looks like another class's first. Another ``texture_seed`` draws other families (unseen textures).
 
 Everything here is a pure numpy function of *object coordinates*: the renderer (:mod:`mosic.data.synthetic`)
 inverse-maps each pixel into an object's frame, so textures move, rotate and scale exactly with the object
@@ -267,6 +268,46 @@ def _halos(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Pa
     return _edge(0.5 * duty - np.abs(_frac(np.hypot(rx - cx, ry - cy))))
 
 
+_SQRT3 = float(np.sqrt(3.0))
+
+
+def _hexes(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    (radius,) = p  # a honeycomb: hexagonal tiles of inradius `radius` periods, the gaps between them the other colour
+    # Offset to the nearest centre of a hexagonal lattice (spacing 1 along x): the nearer of two offset
+    # rectangular lattices of 1 x sqrt(3).
+    ax, ay = _frac(ux), _SQRT3 * _frac(uy / _SQRT3)
+    bx, by = _frac(ux - 0.5), _SQRT3 * _frac((uy - 0.5 * _SQRT3) / _SQRT3)
+    nearer_a = np.hypot(ax, ay) <= np.hypot(bx, by)
+    gx, gy = np.abs(np.where(nearer_a, ax, bx)), np.abs(np.where(nearer_a, ay, by))
+    d = np.maximum(gx, 0.5 * gx + 0.5 * _SQRT3 * gy)  # hexagonal distance: 0.5 on the cell border
+    return _edge(radius - d)
+
+
+def _triangles(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    (inset,) = p  # a triangular tiling: upward triangles (shrunk by `inset` periods) on the first colour
+    u = ux - uy / _SQRT3
+    v = 2.0 * uy / _SQRT3
+    fu, fv = u - np.floor(u), v - np.floor(v)
+    w = 1.0 - fu - fv  # > 0 in the upward triangle of the rhombic cell
+    d = 0.5 * _SQRT3 * np.minimum(np.minimum(fu, fv), np.abs(w))  # distance to the nearest triangle edge
+    return _edge(np.where(w > 0.0, d - inset, -d - inset))
+
+
+def _scales(ux: np.ndarray, uy: np.ndarray, rx: np.ndarray, ry: np.ndarray, p: Params) -> np.ndarray:
+    radius, rim = p  # fish scales: rows half a period apart, each a disk over the row above it, drawn as a rim
+    v = 2.0 * uy
+    row = np.floor(v)
+    out = np.zeros(ux.shape)
+    drawn = np.zeros(ux.shape, dtype=bool)
+    for r in (row - 1.0, row, row + 1.0):  # a lower row lies over the rows above it
+        shift = 0.5 * np.mod(r, 2.0)
+        d = np.hypot(_frac(ux - shift), 0.5 * (v - r))
+        inside = (d < radius) & ~drawn
+        out = np.where(inside, _edge(0.5 * rim - np.abs(d - radius + 0.5 * rim)), out)
+        drawn |= inside
+    return out
+
+
 _PATTERN_FNS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Params], np.ndarray]] = {
     "bands": _bands,
     "plaid": _plaid,
@@ -277,6 +318,9 @@ _PATTERN_FNS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray
     "bricks": _bricks,
     "waves": _waves,
     "halos": _halos,
+    "hexes": _hexes,
+    "triangles": _triangles,
+    "scales": _scales,
 }
 
 # The generated pattern kinds; the faces of one class never share one.
@@ -308,6 +352,12 @@ def _draw_params(kind: str, rng: np.random.Generator) -> Params:
         return (u(0.4, 1.0), u(0.5, 1.0), u(0.3, 0.6))
     if kind == "halos":
         return (u(0.35, 0.6), u(-1.5, 1.5), u(-1.5, 1.5))
+    if kind == "hexes":
+        return (u(0.36, 0.44),)
+    if kind == "triangles":
+        return (u(0.0, 0.08),)
+    if kind == "scales":
+        return (u(0.5, 0.6), u(0.14, 0.22))
     raise ValueError(f"unknown pattern kind {kind!r}")
 
 
@@ -383,15 +433,37 @@ class TextureFamily:
     hue_difference: float
 
 
+def _spread(orders: list[np.ndarray], faces: int, size: int) -> list[list[int]]:
+    """Choices ``[class][face]`` of one of `size` items (pattern kinds or tones), spread over the classes' faces.
+
+    Face by face, class by class, each face takes the item its class has not used yet that the faces before it
+    used least, ties broken by its class's order (a permutation of the items). So as long as classes x faces <=
+    `size`, no two faces share an item; beyond, the items are shared about evenly, never within a class.
+    The first faces' choices do not depend on `faces`.
+    """
+    usage = np.zeros(size, dtype=np.int64)
+    chosen: list[list[int]] = [[] for _ in orders]
+    for _ in range(faces):
+        for c, order in enumerate(orders):
+            free = [int(i) for i in order if int(i) not in chosen[c]]
+            pick = min(free, key=lambda i: usage[i])  # min keeps the first (in the class's order) of equals
+            chosen[c].append(pick)
+            usage[pick] += 1
+    return chosen
+
+
 @functools.lru_cache(maxsize=16)
 def texture_families(texture_seed: int, num_classes: int, faces: int) -> tuple[tuple[TextureFamily, ...], ...]:
     """The texture families of every class: ``families[class_id - 1][face]``.
 
-    Class ``c`` draws from ``np.random.default_rng([texture_seed, c])`` a permutation of the pattern kinds, of
-    the tones and of four period bands (1-1.25, 1.25-1.5, 1.5-1.75, 1.75-2 base periods) and gives face ``f``
-    the f-th of each, so the faces of a class differ in kind, period and tone; face ``f`` draws its parameters
-    from ``[texture_seed, c, f]``. Families of a class do not depend on ``num_classes``, and its first faces
-    do not depend on ``faces``.
+    Class ``c`` draws from ``np.random.default_rng([texture_seed, c])`` an order of the pattern kinds, of the
+    tones and of four period bands (1-1.25, 1.25-1.5, 1.5-1.75, 1.75-2 base periods). Face ``f`` of the class
+    takes the f-th band, and the pattern kind and the tone that the faces before it (every class's earlier
+    faces, then the earlier classes' face ``f``) used least, in the class's order among equals, never one its
+    class already has (:func:`_spread`). So the faces of a class differ in kind, period and tone, and with up
+    to 12 faces in all (the demo's 6 classes x 2) no pattern kind serves two faces: a class's second face never
+    looks like another class's first. Tones (six) are shared by two faces each, never within a class. Face
+    ``f`` draws its parameters from ``[texture_seed, c, f]``; the first faces do not depend on ``faces``.
 
     Args:
         texture_seed: the seed of the families (another seed, other textures).
@@ -404,14 +476,19 @@ def texture_families(texture_seed: int, num_classes: int, faces: int) -> tuple[t
     if not 1 <= faces <= _MAX_FACES:
         raise ValueError(f"faces must be 1 to {_MAX_FACES}, got {faces}")
     tone_names = tuple(TONES)
-    out = []
+    orders = []
     for c in range(1, num_classes + 1):
         rng = np.random.default_rng([texture_seed, c])
-        kinds, tones, bands = rng.permutation(len(PATTERNS)), rng.permutation(len(TONES)), rng.permutation(_MAX_FACES)
+        orders.append((rng.permutation(len(PATTERNS)), rng.permutation(len(TONES)), rng.permutation(_MAX_FACES)))
+    kinds = _spread([o[0] for o in orders], faces, len(PATTERNS))
+    tones = _spread([o[1] for o in orders], faces, len(TONES))
+    out = []
+    for c in range(1, num_classes + 1):
+        bands = orders[c - 1][2]
         families = []
         for f in range(faces):
             frng = np.random.default_rng([texture_seed, c, f])
-            kind, tone = PATTERNS[kinds[f]], tone_names[tones[f]]
+            kind, tone = PATTERNS[kinds[c - 1][f]], tone_names[tones[c - 1][f]]
             s0, v0, s1, v1, dh = (float(frng.uniform(*r)) for r in TONES[tone])
             families.append(
                 TextureFamily(

@@ -474,6 +474,26 @@ def test_faces_of_a_class_differ_more_than_instances_of_a_face() -> None:
         assert abs(faces[0].period - faces[1].period) > 0 and int(faces[0].period * 4) != int(faces[1].period * 4)
 
 
+def test_no_two_faces_share_a_pattern_kind_while_there_are_kinds_enough() -> None:
+    from collections import Counter
+
+    from mosic.data.textures import PATTERNS, TONES
+
+    for seed in range(5):
+        for num_classes, faces in ((6, 2), (5, 2), (6, 1)):
+            families = texture_families(seed, num_classes, faces)
+            kinds = [f.pattern for fams in families for f in fams]
+            assert len(set(kinds)) == len(kinds), (seed, num_classes, faces, kinds)  # a second face is no one's first
+            tones = Counter(f.tone for fams in families for f in fams)
+            assert max(tones.values()) - min(tones.values()) <= 1 or len(tones) < len(TONES)
+        # More faces than kinds: shared about evenly (greedily), never within a class.
+        families = texture_families(seed, 6, 4)
+        for fams in families:
+            assert len({f.pattern for f in fams}) == 4 and len({f.tone for f in fams}) == 4
+        usage = Counter(f.pattern for fams in families for f in fams)
+        assert set(usage) == set(PATTERNS) and max(usage.values()) - min(usage.values()) <= 2
+
+
 def test_shape_and_colour_do_not_give_the_class_away() -> None:
     objects = [o for i in range(40) for o in draw_scene(TURNING, np.random.default_rng([0, 0, i]), "x").objects]
     for class_id in range(1, TURNING.num_classes + 1):
