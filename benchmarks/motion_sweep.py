@@ -39,6 +39,13 @@ SWEEP: dict[str, tuple[str, list[str]]] = {
     "lrb4": ("backbone learning rate 1e-4 (head 1e-3)", ["train.lr_backbone=0.0001"]),
     "sym": ("symmetric term (every student frame predicts frame 0)", ["train.symmetric=true"]),
     "lrb4sym": ("both", ["train.lr_backbone=0.0001", "train.symmetric=true"]),
+    "lrb3": ("backbone learning rate 3e-4 (head 1e-3)", ["train.lr_backbone=0.0003"]),
+    "lrb3sym": ("backbone 3e-4 and the symmetric term", ["train.lr_backbone=0.0003", "train.symmetric=true"]),
+    "lrb3symlong": ("the same for 80 epochs", ["train.lr_backbone=0.0003", "train.symmetric=true", "train.epochs=80"]),
+    "head4": (
+        "backbone 3e-4, head 1e-4, symmetric (the backbone, not the head, must link)",
+        ["train.lr_backbone=0.0003", "train.lr_head=0.0001", "train.symmetric=true"],
+    ),
     "tf0": ("the teacher on all 12 frames", ["train.teacher_frames=0"]),
     "long": ("4x the steps (80 epochs)", ["train.epochs=80"]),
     "bs64": ("64 clips per batch (more clips than prototypes), 80 epochs", ["train.batch_size=64", "train.epochs=80"]),
