@@ -8,10 +8,10 @@ Ignoring the tracks is the static control and reading features transposed is the
 implementation with either bug fails here.
 
 What is asserted is what the method robustly does at this size: on same-face Hummingbird the tracked run keeps
-at least MARGIN points more than every control (measured: 3.4 to 6.2). Cross-view Hummingbird, the metric that
-needs motion to link an object's two faces, is printed but not asserted: there the tracked run leads every
-control by only 0.3 to 0.4 points here (benchmarks/results/motion_teaches_step3.md), within what a harmless
-change of the random draws moves. CPU, fixed seeds.
+at least MARGIN points more than every control (measured: 2.9 to 7.5), and on cross-view Hummingbird, the metric
+that needs motion to link an object's two faces, it scores at least CROSS_MARGIN points more than every control
+(measured: 0.39 to 0.76 for this seed, 0.36 to 0.75 for the other; benchmarks/results/motion_teaches_step3.md).
+The tracked run does not beat its start on cross-view at this size (the demo's open target). CPU, fixed seeds.
 """
 
 from pathlib import Path
@@ -25,6 +25,7 @@ from mosic.motion_study import run_study
 
 REPO = Path(__file__).resolve().parents[1]
 MARGIN = 2.0  # same-face Hummingbird mIoU points
+CROSS_MARGIN = 0.25  # cross-view Hummingbird mIoU points
 
 
 @pytest.mark.slow
@@ -44,3 +45,4 @@ def test_tracked_run_beats_every_control(tmp_path):
     print({run: {k: round(v, 2) for k, v in s.items()} for run, s in scores.items()})
     for control in ("static", "shuffled", "transposed"):
         assert scores["mosic"]["same"] >= scores[control]["same"] + MARGIN, (control, scores)
+        assert scores["mosic"]["cross"] >= scores[control]["cross"] + CROSS_MARGIN, (control, scores)
