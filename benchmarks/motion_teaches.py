@@ -9,8 +9,8 @@ Hummingbird).
 
 Reported (mIoU points): each run's change against the start, per seed and the mean; the target is that the
 tracked run beats its start and every control by >= 3 points on cross-view, in every seed, while losing <= 1 point
-on the standard protocol. Writes ``benchmarks/results/motion_teaches.json`` and ``.md``. About 10-15 minutes on
-2 CPU cores with the defaults.
+on the standard protocol. Writes ``benchmarks/results/<--name>.json`` and ``.md`` (the README quotes
+``--name motion_teaches_step3``). About 8 minutes on 2 CPU cores with the defaults.
 
 Usage: ``python benchmarks/motion_teaches.py [--seeds 0 1] [--trackers ground_truth lk] [--workdir DIR]
 [--set train.lr_backbone=0.0001 ...]``
