@@ -599,13 +599,14 @@ def markdown(res: dict[str, Any]) -> str:
             f"{r['views_ms_median']:.0f} | {before} |"
         )
     if "before" in res:
-        before_load = res["before"]["load_average_1_5_15min"]
+        before_load, what = res["before"]["load_average_1_5_15min"], res["before"].get("what", "")
         lines += [
             "",
             f"*before*: the earlier run given with --before (1-minute load average {before_load['start'][0]} at its "
-            f"start, {before_load['end'][0]} at its end), "
-            "whose batches came with their views made by the loader, so its step had none to make. After / before "
-            "is the ratio of the medians; each run's rows are interleaved, the two runs are not.",
+            f"start, {before_load['end'][0]} at its end; this run {load['start'][0]} and {load['end'][0]})"
+            + (f": {what}" if what else "")
+            + ". After / before is the ratio of the medians; each run's rows are interleaved, the two runs are not, "
+            "so a difference in load between them moves the ratio too.",
         ]
     lines += ["", "Of which the views (crop, resize, flip, normalisation, photometric; 8 clips, DeviceTransform):", ""]
     for size in s["sizes"]:
@@ -686,6 +687,7 @@ def main() -> None:
     parser.add_argument("--cotracker-clips", type=int, default=1, help="clips CoTracker3 is timed on, if installed")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results", help="output folder")
     parser.add_argument("--before", type=Path, help="an earlier run's train_step.json to compare with")
+    parser.add_argument("--before-what", default="", help="what the --before run was (written beside its figures)")
     parser.add_argument("--markdown-only", action="store_true", help="only rewrite train_step.md from train_step.json")
     parser.add_argument("--views", action="store_true",
                         help="only time views of all frames then selected against views of the selected frames "
@@ -716,7 +718,8 @@ def main() -> None:
             if (row["input"], row["variant"]) in old:
                 row["before_ms_median"] = old[(row["input"], row["variant"])]["ms_median"]
                 row["x_before"] = round(row["ms_median"] / row["before_ms_median"], 2)
-        res["before"] = {"load_average_1_5_15min": before["load_average_1_5_15min"], "machine": before["machine"]}
+        res["before"] = {"load_average_1_5_15min": before["load_average_1_5_15min"], "machine": before["machine"],
+                         "what": args.before_what}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train_step.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / "train_step.md").write_text(markdown(res))
