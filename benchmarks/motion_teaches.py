@@ -116,16 +116,18 @@ def markdown(res: dict[str, Any]) -> str:
             else f"train.init {s['train']['init']}"
         )
         + f". Start (seed {s['seeds'][0]}): Hummingbird {start['same']:.1f}, cross-view Hummingbird "
-        f"{start['cross']:.1f} mIoU; face linking {start['linking']:+.1f} (own other face {start['link_own']:.1f}, "
-        f"another object of the clip {start['link_context']:.1f}; cosine x 100).",
+        f"{start['cross']:.1f} mIoU; cross-face object retrieval {start['objects']:.1f} % (chance "
+        f"{100 / s['synthetic']['num_classes']:.1f}); face linking {start['linking']:+.1f} (own other face "
+        f"{start['link_own']:.1f}, another object of the clip {start['link_context']:.1f}; cosine x 100).",
         "",
         "| tracker | run | Δ Hummingbird (mean; per seed) | Δ cross-view Hummingbird (mean; per seed) "
+        "| Δ cross-face object retrieval (mean; per seed) "
         "| Δ face linking (mean; per seed) | own other face | another object of the clip |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
         cells = [f"{r[f'd_{m}']:+.1f} (" + ", ".join(f"{d:+.1f}" for d in r[f"d_{m}_seeds"]) + ")"
-                 for m in ("same", "cross", "linking")]  # fmt: skip
+                 for m in ("same", "cross", "objects", "linking")]  # fmt: skip
         runs = [res["scores"][f"{r['tracker']}/{r['variant']}_s{seed}"] for seed in s["seeds"]]
         own = sum(x["link_own"] for x in runs) / len(runs)
         context = sum(x["link_context"] for x in runs) / len(runs)
@@ -134,7 +136,10 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "Face linking (`mosic.motion_study.face_linking`, on the training videos): how much more an object's two "
         "faces resemble each other than they resemble another object's faces in the same clip. Context the clip "
-        "shares (background, lighting) raises both columns for every run; only the gap is what tracks can teach.",
+        "shares (background, lighting) raises both columns for every run; only the gap is what tracks can teach. "
+        "Cross-face object retrieval (`mosic.motion_study.object_retrieval`, percent, both directions averaged): "
+        "among object patches only, is the nearest patch of the other face's images of the same class (no "
+        "background to tell apart, unlike cross-view Hummingbird).",
         "",
     ]
     for tracker, v in res["verdict"].items():

@@ -47,7 +47,7 @@ from mosic.tracking.shard import track_shard
 from mosic.train.loop import train
 from mosic.train.pretrain import run_pretrain
 
-__all__ = ["VARIANTS", "face_linking", "run_study", "score_model", "summarize"]
+__all__ = ["VARIANTS", "face_linking", "object_retrieval", "run_study", "score_model", "summarize"]
 
 VARIANTS = ("mosic", "static", "shuffled", "transposed")
 
@@ -106,10 +106,50 @@ def face_linking(extractor: FeatureExtractor, videos: Path, *, coverage: float =
     return out
 
 
+def _object_patches(extractor: Callable[[np.ndarray], Tensor], dataset: Any,
+                    coverage: float) -> tuple[Tensor, np.ndarray]:  # fmt: skip
+    """Unit-norm features [M, D] and class ids [M] of the patch tokens at least `coverage` covered by one object
+    class (background 0 and the ignore label left out) over every image of `dataset`."""
+    feats = extractor(np.stack([dataset.image(i) for i in range(len(dataset))]))  # [B, S, S, D]
+    s = feats.shape[1]
+    kept, labels = [], []
+    for i in range(len(dataset)):
+        mask = dataset.mask(i)
+        p = mask.shape[0] // s
+        blocks = mask[: s * p, : s * p].reshape(s, p, s, p).transpose(0, 2, 1, 3).reshape(s, s, p * p)
+        for c in np.unique(blocks):
+            if c == 0 or c == dataset.ignore_index:
+                continue
+            rows, cols = np.nonzero((blocks == c).mean(-1) >= coverage)
+            kept.append(feats[i, rows, cols])
+            labels.append(np.full(len(rows), int(c)))
+    if not sum(len(x) for x in labels):
+        raise ValueError(f"{dataset!r} has no patch at least {coverage:.0%} covered by one object class")
+    return F.normalize(torch.cat(kept), dim=-1), np.concatenate(labels)
+
+
+def object_retrieval(extractor: Callable[[np.ndarray], Tensor], memory: Any, queries: Any, *,
+                     coverage: float = 0.75) -> float:  # fmt: skip
+    """Class-level retrieval among object patches only, in percent: for every query patch covered by one object
+    class, is the nearest (cosine) such patch of the memory images of the same class? The mean over the query
+    classes of each class's hit rate; chance is 100 / the number of classes.
+
+    Cross-view Hummingbird also asks whether an object patch is told from the background; this asks only whether
+    the other face of a class lands near its own class (memory ``train_face<a>``, queries ``val_face<b>``).
+    `memory` and `queries` are image segmentation sets (``len``, ``image(i)``, ``mask(i)``, ``ignore_index``).
+    """
+    memory_feats, memory_labels = _object_patches(extractor, memory, coverage)
+    query_feats, query_labels = _object_patches(extractor, queries, coverage)
+    nearest = memory_labels[(query_feats @ memory_feats.T).argmax(1).numpy()]
+    hits = [float(np.mean(nearest[query_labels == c] == c)) for c in np.unique(query_labels)]
+    return 100 * statistics.mean(hits)
+
+
 def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = True,
                 videos: Path | None = None) -> dict[str, float]:  # fmt: skip
     """Hummingbird mIoU in points: ``same`` (train -> val; left out with ``same=False``) and ``cross`` (mean over
-    ``train_face a -> val_face b``, a != b, each direction also under ``cross_<a>to<b>``); with `videos` (the
+    ``train_face a -> val_face b``, a != b, each direction also under ``cross_<a>to<b>``); the same directions'
+    :func:`object_retrieval` (percent) under ``objects`` (mean) and ``objects_<a>to<b>``; with `videos` (the
     training videos), also :func:`face_linking`'s values under ``link_own``, ``link_context`` and ``linking``."""
     ev = cfg.evaluate
     hb = ev.hummingbird
@@ -121,7 +161,7 @@ def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = 
     if same:
         train_val = (image_dataset("synthetic", voc, split) for split in ("train", "val"))
         out["same"] = 100 * hummingbird(*train_val, extractor, hb, seed=ev.seed)["miou"]
-    cross = []
+    cross, objects = [], []
     faces = cfg.synthetic.faces
     for a in range(faces):
         for b in range(faces):
@@ -129,8 +169,11 @@ def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = 
                 memory = image_dataset("synthetic", voc, f"train_face{a}")
                 queries = image_dataset("synthetic", voc, f"val_face{b}")
                 out[f"cross_{a}to{b}"] = 100 * hummingbird(memory, queries, extractor, hb, seed=ev.seed)["miou"]
+                out[f"objects_{a}to{b}"] = object_retrieval(extractor, memory, queries)
                 cross.append(out[f"cross_{a}to{b}"])
+                objects.append(out[f"objects_{a}to{b}"])
     out["cross"] = statistics.mean(cross)
+    out["objects"] = statistics.mean(objects)
     return out
 
 
@@ -217,7 +260,7 @@ def summarize(scores: dict[str, dict[str, float]], trackers: Sequence[str], vari
     for tracker in trackers:
         for variant in variants:
             row: dict[str, Any] = {"tracker": tracker, "variant": variant}
-            for metric in ("same", "cross", "linking"):
+            for metric in ("same", "cross", "objects", "linking"):
                 if metric not in scores[f"start_s{seeds[0]}"]:
                     continue
                 deltas = [scores[f"{tracker}/{variant}_s{s}"][metric] - scores[f"start_s{s}"][metric] for s in seeds]

@@ -91,3 +91,57 @@ def test_videos_without_two_objects_on_two_faces_are_refused(tmp_path):
     generate_synthetic(dataclasses.replace(TURNING, num_videos=1, min_objects=1, max_objects=1), tmp_path)
     with pytest.raises(ValueError, match="two objects"):
         face_linking(Oracle(tmp_path / "ytvos", "object"), tmp_path / "ytvos", frame_step=1)
+
+
+class Images:
+    """An image segmentation set of solid-colour objects on a black background: image i shows class c on face f
+    as a 16 x 16 block whose colour encodes (c, f); masks give the class."""
+
+    ignore_index = 255
+
+    def __init__(self, face: int, classes: int = 3, copies: int = 2) -> None:
+        self.items = [(c, face) for c in range(1, classes + 1) for _ in range(copies)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def image(self, i: int) -> np.ndarray:
+        c, f = self.items[i]
+        out = np.zeros((32, 32, 3), np.uint8)
+        out[8:24, 8:24] = (c, f, i)  # the pixels carry the class, the face and the copy
+        return out
+
+    def mask(self, i: int) -> np.ndarray:
+        out = np.zeros((32, 32), np.uint8)
+        out[8:24, 8:24] = self.items[i][0]
+        out[0, :] = 255  # an ignored row: never an object patch
+        return out
+
+
+def features(name: str):
+    """Features [B, 4, 4, 16] of Images: `name` = class (one-hot of the class under the patch), swapped (face 1 of
+    class c looks like face 0 of class c + 1) or background (every patch, objects too, the same vector)."""
+
+    def extract(images: np.ndarray) -> torch.Tensor:
+        blocks = torch.from_numpy(images[:, ::8, ::8].astype(np.int64))  # [B, 4, 4, 3]: one pixel per 8 x 8 patch
+        c, f = blocks[..., 0], blocks[..., 1]
+        if name == "swapped":
+            c = torch.where((c > 0) & (f == 1), c % 3 + 1, c)
+        if name == "background":
+            return torch.nn.functional.one_hot(torch.zeros_like(c), 16).float()
+        return torch.nn.functional.one_hot(c, 16).float() + 0.01 * blocks[..., 2:3]  # copies differ a little
+
+    return extract
+
+
+def test_object_retrieval_scores_class_alignment_across_faces():
+    from mosic.motion_study import object_retrieval
+
+    assert object_retrieval(features("class"), Images(0), Images(1)) == pytest.approx(100)
+    assert object_retrieval(features("swapped"), Images(0), Images(1)) == pytest.approx(0)
+    assert object_retrieval(features("swapped"), Images(1), Images(1)) == pytest.approx(100)
+    # Background and ignored patches never enter: object patches that all look alike retrieve the first memory
+    # patch's class, right for one class of three.
+    assert object_retrieval(features("background"), Images(0), Images(1)) == pytest.approx(100 / 3)
+    with pytest.raises(ValueError, match="no patch"):
+        object_retrieval(features("class"), Images(0), Images(1), coverage=1.01)
