@@ -52,6 +52,12 @@ __all__ = ["VARIANTS", "face_linking", "object_retrieval", "run_study", "score_m
 VARIANTS = ("mosic", "static", "shuffled", "transposed")
 
 
+def _patch_blocks(mask: np.ndarray, grid: int) -> np.ndarray:
+    """The labels under each patch of a `grid` x `grid` token map: [grid, grid, p * p] (p = mask side // grid)."""
+    p = mask.shape[0] // grid
+    return mask[: grid * p, : grid * p].reshape(grid, p, grid, p).transpose(0, 2, 1, 3).reshape(grid, grid, p * p)
+
+
 def face_linking(extractor: FeatureExtractor, videos: Path, *, coverage: float = 0.75,
                  frame_step: int = 3) -> dict[str, float]:  # fmt: skip
     """Does a turning object's other face look like itself, beyond what the clip's context explains?
@@ -76,11 +82,10 @@ def face_linking(extractor: FeatureExtractor, videos: Path, *, coverage: float =
         masks = np.stack([read_label_png(videos / "Annotations" / scene.name / f"{f.stem}.png") for f in files])
         feats = extractor(frames)  # [T, S, S, D]
         s = feats.shape[1]
-        p = masks.shape[1] // s
         tokens: dict[tuple[int, int], list[Tensor]] = defaultdict(list)
         for i, f in enumerate(files):
             t = int(f.stem)  # YouTube-VOS frame names are frame numbers
-            blocks = masks[i, : s * p, : s * p].reshape(s, p, s, p).transpose(0, 2, 1, 3).reshape(s, s, p * p)
+            blocks = _patch_blocks(masks[i], s)
             for obj in turning:
                 if obj.turn_start <= t < obj.turn_start + obj.turn_frames:
                     continue
@@ -114,9 +119,7 @@ def _object_patches(extractor: Callable[[np.ndarray], Tensor], dataset: Any,
     s = feats.shape[1]
     kept, labels = [], []
     for i in range(len(dataset)):
-        mask = dataset.mask(i)
-        p = mask.shape[0] // s
-        blocks = mask[: s * p, : s * p].reshape(s, p, s, p).transpose(0, 2, 1, 3).reshape(s, s, p * p)
+        blocks = _patch_blocks(dataset.mask(i), s)
         for c in np.unique(blocks):
             if c == 0 or c == dataset.ignore_index:
                 continue
