@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import os
 import platform
+import sys
 from pathlib import Path
 
-import mosic
+# The mosic of this checkout, installed or not (the scripts import this module before they set their path).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import mosic  # noqa: E402
 
 
 def machine_info(**versions: object) -> dict[str, object]:
