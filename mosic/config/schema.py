@@ -276,6 +276,14 @@ class TrainConfig:
     )
     mask_ratio: float = _field("Fraction of student patches dropped (original run: 0).", ge=0.0, lt=1.0)
     num_points: int = _field("N, points sampled per clip among those inside the crop (original: 256).", ge=1)
+    points: Literal["uniform", "moving"] = _field(
+        "How the N points are drawn among those inside the crop: uniform (original) or moving (first the points "
+        "that move against the clip's median motion by more than moving_threshold)."
+    )
+    moving_threshold: float = _field(
+        "With points: moving, the least distance in input pixels a point moves on its own (about half a patch).",
+        ge=0.0,
+    )
     crop_scale: float = _field("Smallest area fraction of the random resized crop (original: 0.4).", gt=0.0, le=1.0)
     photometric_aug: bool = _field("Colour jitter, grayscale and blur on the student's view (not in the original).")
     teacher_frames: int = _field("Frames the teacher encodes per clip, frame 0 included; 0 = all T.", ge=0)

@@ -9,7 +9,8 @@
    the ``faithful`` preset turns it off);
 3. the tracks mapped exactly into the resized crop (:mod:`mosic.data.augment`); a point outside the crop at frame
    t is not visible at t;
-4. N points sampled without replacement among the cached points that are visible and inside the crop at frame 0;
+4. N points sampled without replacement among the cached points that are visible and inside the crop at frame 0
+   (``points: moving`` takes the points that move against the clip's median motion first, see below);
 5. the track source: the cached tracks, or one of the two controls (``static``, ``shuffled``; see below);
 6. normalisation ``(x / 255 - mean) / std`` of the teacher's view of the step's frames and of the student's view
    of frame 0 (of each of the step's frames for the symmetric loss), with the photometric augmentation on the
@@ -40,6 +41,14 @@ Points (decisions):
   remaining slots repeat qualifying points drawn with replacement, marked **not visible at every frame**,
   frame 0 included, so they carry no loss term and no Sinkhorn mass. When none qualify, all N slots sit at the
   image centre and are not visible. A padded or empty slot is never visible, so nothing is fabricated.
+- *Moving first* (``points = "moving"``). A point *moves* when, at some frame where it is visible (and inside the
+  crop), its displacement since frame 0 differs from the median displacement of the qualifying points visible
+  there (the camera's motion, when the points that move on their own are fewer than half) by more than
+  ``moving_threshold`` input pixels (:func:`independent_motion`). The N points are the moving ones (all of them
+  when fewer than N, else N drawn at random), then as many of the others, drawn at random, as fill N. On data
+  where most of the frame is background this puts most terms on the objects, where following a point differs
+  from staying put; with ``uniform`` (the original) every qualifying point is equally likely. The choice reads
+  the cached tracks, so the controls below take the same points as the tracked run, then change their motion.
 - *Static* (no-motion control): every frame's position is the frame-0 position and the sampled points are
   visible at every frame (as if the scene did not move; padded slots stay not visible).
 - *Shuffled* (wrong-correspondence control): frame 0 is kept; frames t >= 1 of each sampled point (positions and
@@ -88,11 +97,34 @@ __all__ = [
     "RawBatch",
     "TrainClips",
     "collate",
+    "independent_motion",
     "make_loader",
 ]
 
 
 _STREAM_GEOMETRY, _STREAM_POINTS, _STREAM_PHOTOMETRIC = 0, 1, 2
+
+
+def independent_motion(tracks: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """How far each point moves on its own: float [N], the largest distance in pixels, over the frames where the
+    point is visible as it is at frame 0, between its displacement since frame 0 and the median displacement of
+    the points visible at frame 0 and at that frame (the motion they share, e.g. a camera pan, when the points
+    that move on their own are fewer than half). 0 for a point seen at no frame after frame 0 (or not at frame 0).
+
+    Args:
+        tracks: float [T, N, 2] positions (non-finite where unknown: treated as not visible).
+        visible: bool [T, N].
+    """
+    tracks = np.asarray(tracks, dtype=np.float64)
+    both = np.asarray(visible, dtype=bool) & visible[:1] & np.isfinite(tracks).all(-1)
+    moved = np.zeros(tracks.shape[1])
+    for t in range(1, tracks.shape[0]):
+        seen = both[t]
+        if not seen.any():
+            continue
+        disp = tracks[t, seen] - tracks[0, seen]
+        moved[seen] = np.maximum(moved[seen], np.linalg.norm(disp - np.median(disp, axis=0), axis=-1))
+    return moved
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,6 +326,10 @@ class TrainClips(Dataset):
         mean: normalisation mean per RGB channel (of pixels scaled to [0, 1]).
         std: normalisation std per RGB channel.
         track_source: ``cached``, or the controls ``static`` and ``shuffled``.
+        points: ``uniform`` (every qualifying point equally likely; the original) or ``moving`` (the points that move
+            against the clip's median motion first; module docstring).
+        moving_threshold: with ``moving``, the least distance in input pixels a point's own motion must reach
+            (:func:`independent_motion`).
         photometric: colour jitter (brightness, contrast, saturation 0.4, hue 0.1; p 0.8), grayscale (p 0.2) and
             Gaussian blur (p 0.5) on the student's view.
         student_all_frames: also make the student's view of each of the step's frames (``student_all``).
@@ -319,6 +355,8 @@ class TrainClips(Dataset):
         photometric: bool,
         student_all_frames: bool,
         seed: int,
+        points: Literal["uniform", "moving"] = "uniform",
+        moving_threshold: float = 8.0,
     ) -> None:
         if input_size < 1 or num_points < 1:
             raise ValueError(f"input_size and num_points must be >= 1, got {input_size} and {num_points}")
@@ -326,6 +364,10 @@ class TrainClips(Dataset):
             raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale}")
         if track_source not in ("cached", "shuffled", "static"):
             raise ValueError(f"track_source must be cached, shuffled or static, got {track_source!r}")
+        if points not in ("uniform", "moving"):
+            raise ValueError(f"points must be uniform or moving, got {points!r}")
+        if not moving_threshold >= 0:
+            raise ValueError(f"moving_threshold must be >= 0, got {moving_threshold}")
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean and std need 3 channels and std > 0, got {mean} and {std}")
         if seed < 0:
@@ -336,6 +378,8 @@ class TrainClips(Dataset):
         self.crop_scale = crop_scale
         self.flip = flip
         self.track_source = track_source
+        self.points = points
+        self.moving_threshold = float(moving_threshold)
         self.photometric = photometric
         self.seed = seed
         self.epoch = 0
@@ -391,7 +435,15 @@ class TrainClips(Dataset):
         qualify = np.flatnonzero(vis[0])
         if len(qualify) == 0:
             return np.full((t, n, 2), (s - 1) / 2, dtype=np.float32), np.zeros((t, n), dtype=bool)
-        if len(qualify) >= n:
+        if len(qualify) > n and self.points == "moving":
+            moves = independent_motion(mapped[:, qualify], vis[:, qualify]) > self.moving_threshold
+            moving, rest = qualify[moves], qualify[~moves]
+            if len(moving) >= n:
+                chosen = rng.choice(moving, n, replace=False)
+            else:
+                chosen = np.concatenate([rng.permutation(moving), rng.choice(rest, n - len(moving), replace=False)])
+            real = n
+        elif len(qualify) >= n:
             chosen, real = rng.choice(qualify, n, replace=False), n
         else:
             pad = rng.choice(qualify, n - len(qualify), replace=True)

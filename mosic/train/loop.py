@@ -95,6 +95,8 @@ def build_dataset(
         mean=preset.mean,
         std=preset.std,
         track_source=run.track_source,
+        points=cfg.points,
+        moving_threshold=cfg.moving_threshold,
         photometric=cfg.photometric_aug,
         student_all_frames=cfg.symmetric if student_all_frames is None else student_all_frames,
         seed=run.seed,

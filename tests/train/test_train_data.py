@@ -25,6 +25,7 @@ from mosic.train.data import (
     RawBatch,
     TrainClips,
     collate,
+    independent_motion,
     make_loader,
 )
 from mosic.train.presets import PRESETS
@@ -254,6 +255,71 @@ def test_shuffled_control(store):
         assert (source != torch.arange(real)).all()  # a derangement
         assert sorted(source.tolist()) == list(range(real))
         assert torch.equal(b["visibility"][1:, :real], a["visibility"][1:, source])
+
+
+def test_independent_motion_removes_the_shared_motion():
+    t = np.arange(4.0)[:, None]
+    pan = np.stack([2 * t, -t], -1)  # [T, 1, 2]: every point's share of the motion
+    start = np.random.default_rng(0).uniform(0, 30, (1, 9, 2))
+    own = np.zeros((4, 9, 2))
+    own[:, 0, 1] = 5 * t[:, 0]  # point 0 moves 5 px per frame on its own
+    own[:, 1, 0] = [0, 3, 9, 1]  # point 1 goes away and comes back: its largest own distance counts
+    tracks = start + pan + own
+    visible = np.ones((4, 9), dtype=bool)
+    visible[3, 0] = False  # not seen at the last frame: its distance there does not count
+    visible[1:, 2] = False  # never seen after frame 0
+    tracks[2, 3] = np.nan  # an unknown position counts as not visible
+    moved = independent_motion(tracks, visible)
+    np.testing.assert_allclose(moved, [10, 9, 0, 0, 0, 0, 0, 0, 0], atol=1e-9)
+    visible[0, 1] = False  # not visible at frame 0: nothing to measure from
+    assert independent_motion(tracks, visible)[1] == 0
+
+
+@pytest.fixture(scope="module")
+def panning_store(tmp_path_factory) -> TrackStore:
+    """4 clips of a 8 x 8 grid panning right and down 1 px per frame, every point visible; the top row (8 points)
+    also moves down 4 px per frame on its own."""
+    rng = np.random.default_rng(2)
+    gx, gy = np.meshgrid(np.linspace(1, W - 2, 8), np.linspace(1, H - 2, 8))
+    start = np.stack([gx.ravel(), gy.ravel()], -1)
+    t = np.arange(T, dtype=np.float64)[:, None, None]
+    tracks = start + t * np.array([1.0, 1.0])
+    tracks[:, :8, 1] += 4 * t[:, 0]
+    tracks = np.clip(tracks, [0, 0], [W - 1, H - 1]).astype(np.float32)
+    visible = np.ones((T, 64), dtype=bool)
+    frames = rng.integers(0, 256, (4, T, H, W, 3), dtype=np.uint8)
+    index = np.arange(T, dtype=np.int32)
+    clips = [ClipRecord(video_id=f"v{i}", clip_id=i, frame_indices=index, frames=frames[i], tracks=tracks,
+                        visibility=visible) for i in range(4)]  # fmt: skip
+    return write_store(tmp_path_factory.mktemp("pan") / "shard.zarr", clips)
+
+
+def movers(item: dict) -> int:
+    """Sampled points of the top row (they move down at least 4 x 3 x 0.8 input px more than the pan)."""
+    down = item["tracks"][-1, :, 1] - item["tracks"][0, :, 1]
+    return int((down > 6).sum())
+
+
+def test_moving_points_are_sampled_first(panning_store):
+    """With points: moving, every point that moves on its own is taken before any other; uniform takes 2 of 16 on
+    average. The controls sample the same points; with fewer places than movers, only movers."""
+    kw = dict(crop_scale=1.0, moving_threshold=4.0)  # the whole frame: every point qualifies, none leaves
+    moving, uniform = dataset(panning_store, points="moving", **kw), dataset(panning_store, **kw)
+    static = dataset(panning_store, points="moving", track_source="static", **kw)
+    few = dataset(panning_store, points="moving", num_points=5, **kw)
+    taken = []
+    for epoch in range(3):
+        for i in range(len(panning_store)):
+            item = moving[(epoch, i)]
+            assert movers(item) == 8 and real_slots(item) == 16
+            assert len(np.unique(item["tracks"][0].numpy(), axis=0)) == 16
+            assert torch.equal(static[(epoch, i)]["tracks"][0], item["tracks"][0])
+            assert movers(few[(epoch, i)]) == 5
+            taken.append(movers(uniform[(epoch, i)]))
+    assert np.mean(taken) < 4
+    # A threshold above every point's own motion makes it uniform-like: the movers are no longer preferred.
+    assert np.mean([movers(dataset(panning_store, points="moving", crop_scale=1.0, moving_threshold=50.0)[i])
+                    for i in range(4)]) < 8  # fmt: skip
 
 
 def test_deterministic_per_seed_epoch_and_index(store):
@@ -489,6 +555,10 @@ def _batches_at(loader, sampler, ds, epoch):
 def test_bad_arguments_fail(store):
     with pytest.raises(ValueError, match="track_source"):
         dataset(store, track_source="random")
+    with pytest.raises(ValueError, match="points"):
+        dataset(store, points="edges")
+    with pytest.raises(ValueError, match="moving_threshold"):
+        dataset(store, moving_threshold=-1.0)
     with pytest.raises(ValueError, match="crop_scale"):
         dataset(store, crop_scale=0.0)
     with pytest.raises(IndexError):
