@@ -250,6 +250,22 @@ def test_evaluation_job_gets_only_its_protocol(default_config_dict):
             "config key 'train.input_size' is 130; accepted values: a multiple of the patch size 16 of train.model "
             "'test_vit', e.g. 128 or 144",
         ),
+        (
+            ("evaluate", "hummingbird", "input_size"),
+            120,
+            "config key 'evaluate.hummingbird.input_size' is 120; accepted values: a multiple of the patch size 16 of "
+            "train.model 'test_vit', e.g. 112 or 128",
+        ),
+        (
+            ("evaluate", "input_size"),
+            100,
+            "config key 'evaluate.input_size' is 100; accepted values: a multiple of the patch size 16",
+        ),
+        (
+            ("evaluate", "videoseg", "input_size"),
+            200,
+            "config key 'evaluate.videoseg.input_size' is 200; accepted values: a multiple of the patch size 16",
+        ),
         (("runs", "seeds"), [], "config key 'runs.seeds' must be a non-empty list of integers, got []"),
         (
             ("runs", "controls"),
@@ -280,6 +296,10 @@ def test_input_size_is_checked_against_the_patch_size_in_the_model_name(default_
     with pytest.raises(ConfigError, match=re.escape(expected)):
         parse_config(default_config_dict)
     train["input_size"] = 224
+    with pytest.raises(ConfigError, match=re.escape("'evaluate.input_size' is 128")):  # the evaluation's sizes too
+        parse_config(default_config_dict)
+    evaluate = default_config_dict["evaluate"]
+    evaluate["input_size"] = evaluate["hummingbird"]["input_size"] = evaluate["videoseg"]["input_size"] = 224
     assert parse_config(default_config_dict).train.input_size == 224
     # A name without a patch size is left to build_backbone, which reads it from the built model.
     train["model"], train["input_size"] = "flexivit_small", 130

@@ -193,12 +193,21 @@ def _cross_checks(cfg: Config) -> None:
         )
     t = cfg.train
     patch = model_patch_size(t.model)
-    if patch is not None and t.input_size % patch:
-        lower, upper = max(patch, t.input_size // patch * patch), (t.input_size // patch + 1) * patch
-        raise ConfigError(
-            f"config key 'train.input_size' is {t.input_size}; accepted values: a multiple of the patch size {patch} "
-            f"of train.model {t.model!r}, e.g. {lower} or {upper}"
-        )
+    # Every size the model (its start and its checkpoints) is run at, so that a wrong one fails here, not at the
+    # end of training.
+    sizes = {
+        "train.input_size": t.input_size,
+        "evaluate.input_size": cfg.evaluate.input_size,
+        "evaluate.hummingbird.input_size": cfg.evaluate.hummingbird.input_size,
+        "evaluate.videoseg.input_size": cfg.evaluate.videoseg.input_size,
+    }
+    for key, size in sizes.items():
+        if patch is not None and size % patch:
+            lower, upper = max(patch, size // patch * patch), (size // patch + 1) * patch
+            raise ConfigError(
+                f"config key '{key}' is {size}; accepted values: a multiple of the patch size {patch} of train.model "
+                f"{t.model!r}, e.g. {lower} or {upper}"
+            )
     if t.teacher_frames > cfg.clips.num_frames:
         raise ConfigError(
             f"config key 'train.teacher_frames' is {t.teacher_frames}; accepted values: 0 (all) to clips.num_frames "
