@@ -5,8 +5,10 @@ MB per shard, one Zarr read each) and reads frames lazily. Frames are stored raw
 of a Zarr shard file (:mod:`mosic.store.schema`), so the reader locates a clip's bytes from the shard index
 (cached per shard file) and reads them straight into a fresh numpy array with one ``preadv``: no Zarr call
 and no decoding per clip, which Zarr's ~0.5 ms per-access overhead would otherwise dominate. Any other frames
-layout (e.g. a compressed one written by hand) falls back to ``zarr.Array.__getitem__``. The per-clip crc32c
-is not checked here; :func:`mosic.store.verify.verify_shard` checks everything.
+layout (e.g. a compressed one written by hand) falls back to ``zarr.Array.__getitem__``. The small arrays are
+checked against the whole-array crc32c the writer recorded (a few MB: about a millisecond), which catches a
+deleted chunk file; the frames' per-clip crc32c is not checked here: :func:`mosic.store.verify.verify_shard`
+checks everything.
 
 Readers are fork-safe (no file stays open; ``preadv`` has no shared offset) and picklable (a pickled reader
 reopens its shard), so they work inside ``torch.utils.data.DataLoader`` workers.
@@ -42,6 +44,7 @@ from mosic.store.schema import (
     TRACKS,
     VISIBILITY,
     ClipRecord,
+    checksum,
     decode_confidence,
     is_temporary_name,
     track_offset,
@@ -84,14 +87,17 @@ class CorruptShardError(StoreError):
         )
 
 
-def _load_array(path: Path, group: zarr.Group, name: str) -> np.ndarray:
-    """All of array `name` of a shard; a chunk that fails to decode raises :class:`CorruptShardError`.
+def _load_array(path: Path, group: zarr.Group, name: str, expected_crc: int | None) -> np.ndarray:
+    """All of array `name` of a shard; a chunk that fails to decode raises :class:`CorruptShardError`, and so does
+    an array whose whole-array crc32c differs from `expected_crc` (the writer's, when it recorded one): Zarr reads
+    a missing chunk file back as fill values without a word, so a deleted chunk is caught only here.
 
-    After a failure each chunk is read again on its own, so that the error names the damaged clips.
+    After a failure each chunk is read again on its own (or looked for on disk), so that the error names the
+    damaged clips.
     """
     array = group[name]
     try:
-        return np.asarray(array[:])
+        values = np.asarray(array[:])
     except Exception as err:  # noqa: BLE001 - zarr and its codecs raise many types for a damaged chunk
         step = int(array.metadata.chunk_grid.chunk_shape[0])
         n = int(array.shape[0])
@@ -102,6 +108,20 @@ def _load_array(path: Path, group: zarr.Group, name: str) -> np.ndarray:
             except Exception:  # noqa: BLE001
                 bad.append((start, min(start + step, n)))
         raise CorruptShardError(path, name, bad, f"a chunk cannot be decoded ({type(err).__name__}: {err})") from err
+    if expected_crc is not None and checksum(values) != expected_crc:
+        step, n, rest = int(array.metadata.chunk_grid.chunk_shape[0]), int(array.shape[0]), (0,) * (array.ndim - 1)
+        gone = [
+            (start, min(start + step, n))
+            for k, start in enumerate(range(0, n, step))
+            if not (path / name / array.metadata.encode_chunk_key((k, *rest))).exists()
+        ]
+        detail = (
+            "its chunk file is missing (Zarr reads it back as fill values)"
+            if gone
+            else ("its data differ from what the writer recorded (whole-array crc32c)")
+        )
+        raise CorruptShardError(path, name, gone, detail)
+    return values
 
 
 def _open_group(path: Path) -> tuple[zarr.Group, dict[str, Any]]:
@@ -271,12 +291,17 @@ class ShardReader:
         self.num_frames, self.num_points = int(shape["T"]), int(shape["N"])
         self.height, self.width = int(shape["H"]), int(shape["W"])
         self.videos: list[str] = list(self.attrs["videos"])
-        self._tracks = _load_array(self.path, group, TRACKS)  # int16 [C, T, N, 2]
-        self._visibility = _load_array(self.path, group, VISIBILITY)  # bool [C, T, N]
-        self._confidence = _load_array(self.path, group, CONFIDENCE) if self.attrs.get("has_confidence") else None
-        self._clip_video = _load_array(self.path, group, CLIP_VIDEO)  # int32 [C]
-        self._clip_frames = _load_array(self.path, group, CLIP_FRAMES)  # int32 [C, T]
-        self.clip_ids = _load_array(self.path, group, CLIP_ID)  # int64 [C]
+        crc = (self.attrs.get("checksums") or {}).get("arrays") or {}  # {} when the writer did not finish
+
+        def load(name: str) -> np.ndarray:
+            return _load_array(self.path, group, name, crc.get(name))
+
+        self._tracks = load(TRACKS)  # int16 [C, T, N, 2]
+        self._visibility = load(VISIBILITY)  # bool [C, T, N]
+        self._confidence = load(CONFIDENCE) if self.attrs.get("has_confidence") else None
+        self._clip_video = load(CLIP_VIDEO)  # int32 [C]
+        self._clip_frames = load(CLIP_FRAMES)  # int32 [C, T]
+        self.clip_ids = load(CLIP_ID)  # int64 [C]
         self._frames = _FrameSource(self.path, group[FRAMES])
         # The offset tiled to [T, N, 2]: adding it elementwise is ~5x faster than broadcasting a [2] vector.
         self._offset = np.broadcast_to(track_offset(self.height, self.width), self._tracks.shape[1:]).copy()

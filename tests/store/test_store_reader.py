@@ -131,3 +131,21 @@ def test_missing_frames_names_the_clip_and_verify(shard):
     reader[1]
     with pytest.raises(CorruptShardError, match=r"'frames' is damaged at clip 3: .*mosic\.store\.verify"):
         reader[3]
+
+
+@pytest.mark.parametrize("name", ["tracks", "visibility", "clip_id"])
+def test_missing_small_array_chunk_fails_the_open_naming_the_clips(three_shards, name):
+    """Zarr reads a deleted chunk file back as fill values; the reader checks the writer's crc32c and says which
+    clips are gone instead of serving zeros."""
+    shard = three_shards[2]
+    chunk = next(p for p in sorted((shard / name / "c").rglob("*")) if p.is_file())
+    data = chunk.read_bytes()
+    chunk.unlink()
+    try:
+        with pytest.raises(
+            CorruptShardError, match=rf"array '{name}' is damaged at clips 0-1: its chunk file is missing"
+        ):
+            ShardReader(shard)
+    finally:
+        chunk.write_bytes(data)
+    assert len(ShardReader(shard)) == 2

@@ -8,8 +8,8 @@ import pytest
 import zarr
 from store_helpers import H, W
 
-from mosic.store import ShardReader, verify_shard
-from mosic.store.schema import TRACK_NAN, encode_tracks
+from mosic.store import CorruptShardError, ShardReader, verify_shard
+from mosic.store.schema import TRACK_NAN, checksum, encode_tracks
 
 
 def test_clean_shard_verifies(shard):
@@ -47,6 +47,13 @@ def test_nan_tracks(shard):
     problems = verify_shard(shard)
     assert any(p.startswith("tracks: clip 3 (clip_id 13) has 1 non-finite") for p in problems), problems
     assert any(p.startswith("tracks: crc32c checksum mismatch") for p in problems)
+    with pytest.raises(CorruptShardError, match=r"'tracks' is damaged at an unknown clip: its data differ"):
+        ShardReader(shard)  # the reader checks the writer's crc32c of the small arrays too
+    # Were the code written by the writer (its crc32c recorded), the reader would decode it as NaN.
+    group = zarr.open_group(shard, mode="r+")
+    sums = dict(group.attrs["checksums"])
+    sums["arrays"] = {**sums["arrays"], "tracks": checksum(np.asarray(tracks[:]))}
+    group.attrs["checksums"] = sums
     assert np.isnan(ShardReader(shard)[3].tracks[1, 2, 0])
 
 
