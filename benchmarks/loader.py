@@ -19,6 +19,8 @@ DataLoader workers: throughput in clips/s over one epoch of one simulated rank (
 
 Variants at 256 -> 224: the student's photometric augmentation (frame 0), and photometric + the student's view
 of every frame the step uses (symmetric loss; 0 and 2 workers); at 128 -> 128 (the demo's settings) photometric too.
+Every item holds only its step's 4 frames (``TrainClips(teacher_frames=4)``, as the training loop builds it);
+256 -> 224 base and 128 -> 128 photometric also run with items of all 12 frames (the loader before), side by side.
 Baseline: reading the clips from the store alone. Every process runs one torch thread (workers=0 loads in the
 main process). Runs are interleaved round-robin over the configurations and both ways after a warm-up epoch
 each; medians of ``--runs`` runs. The store files were just written, so reads come from the page cache.
@@ -29,7 +31,7 @@ made them, so it compares with *loader + views*) and the ratio to it.
 With ``--device cuda`` every batch is also copied into GPU memory (pinned, non-blocking; the epoch ends with a
 synchronisation), only the 256 -> 224 rows run, and the results go to ``loader_cuda.json`` / ``.md``.
 
-Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about 3 minutes on 2 cores.
+Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about a minute on 2 cores.
 
 Usage: ``python benchmarks/loader.py [--runs 5] [--device cpu|cuda] [--workers 0 1 2] [--before JSON]
 [--out benchmarks/results]``
@@ -102,14 +104,14 @@ def write_store(path: Path, res: int, seed: int = 0) -> TrackStore:
 
 
 def _key(row: dict) -> tuple:
-    return row["cache"], row["input"], row["variant"]
+    return row["cache"], row["input"], row["variant"], row.get("items", "all")
 
 
 def add_before(res: dict, before: dict) -> None:
     """Put an earlier run's clips/s (``before``) beside each row, with after / before for *loader + views*."""
-    old = {(*_key(r), r["workers"]): r for r in before["rows"]}
+    old = {(*_key(r)[:3], r["workers"]): r for r in before["rows"] if r.get("items", "all") == "all"}
     for row in res["rows"]:
-        prev = old.get((*_key(row), row["workers"]))
+        prev = old.get((*_key(row)[:3], row["workers"]))
         if prev is not None:
             row["before_clips_per_s"] = prev["clips_per_s"]
             row["views_x_before"] = round(row["views_clips_per_s"] / prev["clips_per_s"], 2)
@@ -126,8 +128,8 @@ def time_epoch(loader, sampler, dataset, epoch: int, device: torch.device, views
     clips = 0
     for i, batch in enumerate(loader):
         batch = batch.to(device, non_blocking=True)
-        if views:
-            dataset.transform(batch, teacher_frame_indices(T, TEACHER_FRAMES, step_seed(epoch, i)))
+        if views:  # the step's frames, as the loop draws them (the sampler's step: epoch x steps + batch)
+            dataset.transform(batch, teacher_frame_indices(T, TEACHER_FRAMES, step_seed(0, epoch * len(loader) + i)))
         clips += len(batch.clip_ids)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -138,16 +140,22 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
     stores = {res: write_store(tmp / f"cache{res}.zarr", res) for res in (128, 256)}
     configs = []
     sizes = ((128, 224), (128, 128), (256, 224), (256, 128)) if device.type == "cpu" else ((256, 224),)
+    step = {"items": "step"}  # items hold the step's 4 frames (the loop's loader)
     for res, size in sizes:
         for workers in worker_counts:
-            configs.append({"cache": res, "input": size, "workers": workers, "variant": "base"})
+            configs.append({"cache": res, "input": size, "workers": workers, "variant": "base", **step})
     for workers in worker_counts:
-        configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric"})
+        configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric", **step})
     for workers in sorted({worker_counts[0], worker_counts[-1]}):  # the slowest variant: fewer rows
-        configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric+student_all"})
+        configs.append({"cache": 256, "input": 224, "workers": workers, "variant": "photometric+student_all", **step})
     if device.type == "cpu":
         for workers in worker_counts:  # the demo's settings
-            configs.append({"cache": 128, "input": 128, "workers": workers, "variant": "photometric"})
+            configs.append({"cache": 128, "input": 128, "workers": workers, "variant": "photometric", **step})
+    # The same with items of every frame (the loader before items held only their step's frames), side by side.
+    alls = [(256, 224, "base")] + ([(128, 128, "photometric")] if device.type == "cpu" else [])
+    for res, size, variant in alls:
+        for workers in worker_counts:
+            configs.append({"cache": res, "input": size, "workers": workers, "variant": variant, "items": "all"})
 
     loaders = []
     for cfg in configs:
@@ -163,6 +171,7 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
             photometric=cfg["variant"] != "base",
             student_all_frames=cfg["variant"] == "photometric+student_all",
             seed=0,
+            teacher_frames=TEACHER_FRAMES if cfg["items"] == "step" else 0,
         )
         loader, sampler = make_loader(
             ds, batch_size_per_rank=BATCH, workers=cfg["workers"], seed=0, rank=0, world_size=WORLD
@@ -197,6 +206,7 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
                 "cache": cfg["cache"],
                 "input": cfg["input"],
                 "variant": cfg["variant"],
+                "items": cfg["items"],
                 "workers": cfg["workers"],
                 "clips_per_s": round(rate, 1),
                 "clips_per_s_per_process": round(rate / max(cfg["workers"], 1), 1),
@@ -211,6 +221,10 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
         none = next(r for r in rows if r["workers"] == worker_counts[0] and _key(r) == _key(row))
         row["x_workers_0"] = round(row["clips_per_s"] / none["clips_per_s"], 2)
         row["views_x_workers_0"] = round(row["views_clips_per_s"] / none["views_clips_per_s"], 2)
+        whole = next((r for r in rows if r["workers"] == row["workers"] and _key(r) == (*_key(row)[:3], "all")), None)
+        if row["items"] == "step" and whole is not None:  # against items of every frame, same configuration
+            row["x_all_items"] = round(row["clips_per_s"] / whole["clips_per_s"], 2)
+            row["views_x_all_items"] = round(row["views_clips_per_s"] / whole["views_clips_per_s"], 2)
     reads = {str(res): round(statistics.median(64 / s for rr, s in read_times if rr == res), 1) for res in stores}
     return {
         "benchmark": "loader",
@@ -249,9 +263,11 @@ def markdown(res: dict) -> str:
         f"thread per process. Median of {s['runs']} epochs per row, interleaved round-robin after a warm-up "
         "epoch (first epoch = worker start-up + one epoch).",
         "",
-        "*loader*: the loader's batches moved to the device; *+ views*: and the views of the 4 frames a step uses "
-        "made there, as the training loop makes them (DeviceTransform; on the CPU in the training process). "
-        "× w0: against the same row with no workers."
+        "*items*: `step` = each item holds only the 4 frames its step uses (`train.teacher_frames: 4` of T = 12; "
+        "the training loop's loader), `all` = every frame (the loader before). *loader*: the loader's batches "
+        "moved to the device; *+ views*: and the views of the 4 frames a step uses made there, as the training "
+        "loop makes them (DeviceTransform; on the CPU in the training process). × w0: against the same row with "
+        "no workers; × all: a `step` row against the same row with `all` items."
         + (
             " *before*: the earlier run of this benchmark given with --before, whose loader made the views in the "
             "worker (or the training process with no workers) and sent them as float32; after / before compares "
@@ -260,16 +276,17 @@ def markdown(res: dict) -> str:
             else ""
         ),
         "",
-        "| cache px | input px | variant | workers | loader clips/s | × w0 | + views clips/s | × w0 "
-        "| before clips/s | after / before | first epoch s |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cache px | input px | variant | items | workers | loader clips/s | × w0 | × all | + views clips/s | × w0 "
+        "| × all | before clips/s | after / before | first epoch s |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
         before = f"{r['before_clips_per_s']:.0f} | {r['views_x_before']:.2f}" if "before_clips_per_s" in r else "– | –"
+        x_all = (f"{r[k]:.2f}" if k in r else "–" for k in ("x_all_items", "views_x_all_items"))
         lines.append(
-            f"| {r['cache']} | {r['input']} | {r['variant']} | {r['workers']} | {r['clips_per_s']:.0f} | "
-            f"{r['x_workers_0']:.2f} | {r['views_clips_per_s']:.0f} | {r['views_x_workers_0']:.2f} | {before} | "
-            f"{r['first_epoch_s']:.2f} |"
+            f"| {r['cache']} | {r['input']} | {r['variant']} | {r.get('items', 'all')} | {r['workers']} | "
+            f"{r['clips_per_s']:.0f} | {r['x_workers_0']:.2f} | {next(x_all)} | {r['views_clips_per_s']:.0f} | "
+            f"{r['views_x_workers_0']:.2f} | {next(x_all)} | {before} | {r['first_epoch_s']:.2f} |"
         )
     reads = res["store_read_only_clips_per_s"]
     lines += [
@@ -280,11 +297,12 @@ def markdown(res: dict) -> str:
         "",
         "workers = 0 loads in the training process itself; with workers > 0 the training process only receives "
         "batches. On this 2-core machine, 2 workers compete with the main process and with each other. A batch "
-        "carries the stored uint8 frames (0.6 MB per clip at 128 px, 2.4 MB at 256 px, through shared memory) "
-        "instead of float32 views (7.8 MB per clip at 224 px). Making an item is now cheap (reading, the crop "
-        "draw, the points), so a worker's time goes mostly to sending its batch: a new shared-memory segment per "
-        "batch whose pages the kernel maps one by one. The student's photometric view of the 4 frames is "
-        "dominated by torchvision's Gaussian blur (depthwise conv2d) and hue shift on CPU.",
+        "carries the stored uint8 frames of its step (4 frames: 0.2 MB per clip at 128 px, 0.8 MB at 256 px, "
+        "through shared memory; `all` items 0.6 and 2.4 MB) instead of float32 views (7.8 MB per clip at 224 px). "
+        "Making an item is cheap (reading, the crop draw, the points), so a worker's time goes mostly to sending "
+        "its batch: a new shared-memory segment per batch whose pages the kernel maps one by one. The student's "
+        "photometric view of the 4 frames is dominated by torchvision's Gaussian blur (depthwise conv2d) and hue "
+        "shift on CPU.",
         "",
         f"Machine: {m['cpu_count']} CPUs ({m['cpu_model']}), {m['platform']}; Python {m['python']}, torch "
         f"{m['torch']}, torchvision {m['torchvision']}, numpy {m['numpy']}, zarr {m['zarr']}.",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,15 +219,21 @@ class _FrameSource:
         self._index[shard] = (st.st_ino, index)
         return index
 
-    def read(self, i: int) -> np.ndarray:
-        """``frames[i]`` as a new writable uint8 [T, H, W, 3] array."""
+    def read(self, i: int, frames: Sequence[int] | None = None) -> np.ndarray:
+        """``frames[i]`` as a new writable uint8 [T, H, W, 3] array, or only the frames `frames` of it
+        ([len(frames), H, W, 3], in that order; on the fast path only their bytes are read)."""
         if not self.fast:
             try:
-                return np.asarray(self.array[i])
+                clip = np.asarray(self.array[i])
             except Exception as err:  # noqa: BLE001 - see _load_array
                 detail = f"cannot be decoded ({type(err).__name__}: {err})"
                 raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], detail) from err
-        out = np.empty(self.clip_shape, dtype=np.uint8)
+            return clip if frames is None else clip[list(frames)]
+        t = self.clip_shape[0]
+        picked = list(range(t)) if frames is None else [int(f) for f in frames]
+        if any(not 0 <= f < t for f in picked):
+            raise IndexError(f"frames {picked} out of range for clips of {t} frames ({self.root})")
+        out = np.empty((len(picked), *self.clip_shape[1:]), dtype=np.uint8)
         path = self._file(i)
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -240,11 +246,15 @@ class _FrameSource:
                 if offset == _EMPTY or nbytes != self.nbytes + self.crc_tail:
                     detail = f"missing or of the wrong size in {path}"
                     raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], detail)
-            got = os.preadv(fd, [out], offset)
+            if frames is None:  # one read of the whole clip
+                got = os.preadv(fd, [out], offset)
+            else:  # one read per frame asked for, at its place in the clip
+                size = self.nbytes // t
+                got = sum(os.preadv(fd, [out[k]], offset + f * size) for k, f in enumerate(picked))
         finally:
             os.close(fd)
-        if got != self.nbytes:
-            detail = f"truncated in {path} ({got} of {self.nbytes} bytes)"
+        if got != out.nbytes:
+            detail = f"truncated in {path} ({got} of {out.nbytes} bytes)"
             raise CorruptShardError(self.root, FRAMES, [(i, i + 1)], detail)
         return out
 
@@ -320,26 +330,34 @@ class ShardReader:
         if not -self._len <= i < self._len:
             raise IndexError(f"clip {i} out of range for a shard of {self._len} clips ({self.path})")
         i %= self._len
-        q = self._tracks[i]
-        tracks = np.multiply(q, np.float32(1.0 / TRACK_SCALE), dtype=np.float32)  # exact: a power of two
-        tracks += self._offset
-        if self._has_nan:
-            tracks[q == TRACK_NAN] = np.nan
+        tracks, visibility = self.points(i)
         return ClipRecord(
             video_id=self.videos[self._clip_video[i]],
             clip_id=int(self.clip_ids[i]),
             frame_indices=self._clip_frames[i].copy(),
             frames=self._frames.read(i),
             tracks=tracks,
-            visibility=self._visibility[i].copy(),
+            visibility=visibility,
             confidence=None if self._confidence is None else decode_confidence(self._confidence[i]),
         )
 
-    def read_frames(self, i: int) -> np.ndarray:
-        """Only the frames of clip `i`: uint8 [T, H, W, 3]."""
+    def points(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Only the tracks (float32 [T, N, 2], NaN where not decodable) and visibility (bool [T, N]) of clip `i`."""
         if not -self._len <= i < self._len:
             raise IndexError(f"clip {i} out of range for a shard of {self._len} clips ({self.path})")
-        return self._frames.read(i % self._len)
+        q = self._tracks[i % self._len]
+        tracks = np.multiply(q, np.float32(1.0 / TRACK_SCALE), dtype=np.float32)  # exact: a power of two
+        tracks += self._offset
+        if self._has_nan:
+            tracks[q == TRACK_NAN] = np.nan
+        return tracks, self._visibility[i % self._len].copy()
+
+    def read_frames(self, i: int, frames: Sequence[int] | None = None) -> np.ndarray:
+        """Only the frames of clip `i`: uint8 [T, H, W, 3], or those at `frames` ([len(frames), H, W, 3]; only
+        their bytes are read)."""
+        if not -self._len <= i < self._len:
+            raise IndexError(f"clip {i} out of range for a shard of {self._len} clips ({self.path})")
+        return self._frames.read(i % self._len, frames)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"path": self.path}
@@ -376,6 +394,7 @@ class TrackStore:
         if len(shapes) > 1:
             raise StoreError(f"shards disagree on (T, N, H, W): {sorted(shapes)}")
         self.starts: list[int] = [0, *np.cumsum(self.lengths, dtype=np.int64).tolist()]
+        self.num_frames = next(iter(shapes))[0] if shapes else 0  # T of every clip (0 without shards)
         self._readers: dict[int, ShardReader] = {}
 
     def __len__(self) -> int:
@@ -398,9 +417,20 @@ class TrackStore:
         return reader
 
     def __getitem__(self, i: int) -> ClipRecord:
+        return self._call(i, lambda reader, local: reader[local])
+
+    def points(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tracks and visibility of global clip `i` (:meth:`ShardReader.points`)."""
+        return self._call(i, lambda reader, local: reader.points(local))
+
+    def read_frames(self, i: int, frames: Sequence[int] | None = None) -> np.ndarray:
+        """Frames of global clip `i`, all or those at `frames` (:meth:`ShardReader.read_frames`)."""
+        return self._call(i, lambda reader, local: reader.read_frames(local, frames))
+
+    def _call(self, i: int, read: Callable[[ShardReader, int], Any]) -> Any:
         shard, local = self.locate(i)
         try:
-            return self.shard(shard)[local]
+            return read(self.shard(shard), local)
         except CorruptShardError as err:
             # Name the clip asked for too: a shard's small arrays load whole, so a damaged tracks chunk
             # fails the first read of any clip of that shard.
@@ -408,7 +438,7 @@ class TrackStore:
             raise CorruptShardError(err.path, err.array, err.clips, err.detail, reading=reading) from err.__cause__
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"paths": self.paths, "lengths": self.lengths, "starts": self.starts}
+        return {"paths": self.paths, "lengths": self.lengths, "starts": self.starts, "num_frames": self.num_frames}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)

@@ -20,14 +20,16 @@ Where each step runs: the item (a loader worker, or the training process with ``
 draws the crop, the flip and the photometric parameters, and does steps 3-5 (a few thousand points); it hands
 over the frames as they are stored, uint8 at the cache resolution, with the draws (:class:`RawBatch` once
 collated). That is 3.3x fewer bytes through shared memory and the pinned copy than the float32 views at 224 px
-from a 256 px cache, 13x fewer from a 128 px cache. The pixel work of steps 1, 2 and 6 runs on a whole batch on
-the training device, after the batch is moved there: :class:`DeviceTransform`, which :attr:`TrainClips.transform`
-holds (the crop and resize clip by clip, the rest batched). It makes the views of the step's frames only: the
-teacher encodes frame 0 and ``train.teacher_frames - 1`` others (:func:`mosic.train.step.teacher_frame_indices`,
-drawn from the step's seed), and the loop passes those frames, so with the demo's 4 of 12 frames two thirds of
-the frames are never cropped, resized or normalised (every frame is processed alone: the views are bit for bit
-those of all frames cut to the step's). On the CPU its output is bit for bit what the same operations give one
-clip at a time in a loader worker (tests/train/test_train_data.py).
+from a 256 px cache, 13x fewer from a 128 px cache. The teacher encodes frame 0 and ``train.teacher_frames - 1``
+others (:func:`teacher_frame_indices`, drawn from the step's seed, :func:`step_seed`), and the loader's sampler
+tells each item its step (:class:`EpochDistributedSampler`), so an item reads and sends only those frames (and
+their tracks, cut after the points were drawn on every frame): with the demo's 4 of 12 frames, a third of the
+bytes again. The pixel work of steps 1, 2 and 6 runs on a whole batch on the training device, after the batch is
+moved there: :class:`DeviceTransform`, which :attr:`TrainClips.transform` holds (the crop and resize clip by
+clip, the rest batched); it makes the views of the step's frames, which the loop passes and which must be among
+those the batch holds (every frame is processed alone: the views are bit for bit those of all frames cut to the
+step's). On the CPU its output is bit for bit what the same operations give one clip at a time in a loader
+worker (tests/train/test_train_data.py).
 
 Coordinates (the data contract, ``DESIGN.md``): ``tracks[..., t, n] = (x, y)`` in pixels of the
 ``input_size x input_size`` input, pixel centres at integer coordinates, origin top-left, so the image covers
@@ -99,10 +101,41 @@ __all__ = [
     "collate",
     "independent_motion",
     "make_loader",
+    "step_seed",
+    "teacher_frame_indices",
 ]
 
 
 _STREAM_GEOMETRY, _STREAM_POINTS, _STREAM_PHOTOMETRIC = 0, 1, 2
+
+
+def step_seed(seed: int, step: int) -> int:
+    """The seed of every random draw of training step `step` (0-based) of a run seeded `seed`.
+
+    It depends on neither the rank nor the process count: every rank draws the same teacher frames, and each clip's
+    mask depends on the step and the clip (:func:`mosic.train.step.clip_masks`), so N processes train as one does.
+    """
+    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def teacher_frame_indices(num_frames: int, teacher_frames: int, seed: int) -> Tensor:
+    """The frames the teacher encodes at a step: long [T'] on the CPU, ascending, frame 0 first.
+
+    Frame 0 plus ``teacher_frames - 1`` others drawn without replacement from ``torch.Generator().manual_seed(seed)``
+    (``randperm`` of frames 1..T-1, the first ``teacher_frames - 1`` of it, sorted); every frame when
+    `teacher_frames` is 0 or at least `num_frames`. It depends only on its arguments, so every rank draws the same
+    frames from the step's seed (:func:`step_seed`), and the loop makes the views of these frames only
+    (:class:`DeviceTransform`).
+
+    Args:
+        num_frames: T, the frames of a clip.
+        teacher_frames: ``train.teacher_frames`` (0 = all).
+        seed: the step's seed.
+    """
+    if not 0 < teacher_frames < num_frames:
+        return torch.arange(num_frames)
+    others = torch.randperm(num_frames - 1, generator=torch.Generator().manual_seed(seed))[: teacher_frames - 1] + 1
+    return torch.cat([torch.zeros(1, dtype=torch.long), others.sort().values])
 
 
 def independent_motion(tracks: np.ndarray, visible: np.ndarray) -> np.ndarray:
@@ -192,7 +225,8 @@ class RawBatch:
     """A batch as the loader yields it: the clips' stored frames and tracks, and every random draw of their views.
 
     Attributes:
-        frames: uint8 [B, T, H, W, 3], the frames at the cache resolution, as stored.
+        frames: uint8 [B, T, H, W, 3], the frames at the cache resolution, as stored (T: the frames the batch
+            holds, ``frame_indices``).
         boxes: B crops of the cache frames (one per clip, shared by its T frames).
         flips: B horizontal flips.
         photometric: B photometric draws for the student's view, or None when the augmentation is off.
@@ -200,6 +234,8 @@ class RawBatch:
             mapped through each clip's crop and flip; :class:`ClipBatch`'s convention).
         visibility: bool [B, T, N]; True at frame 0 for every sampled (not padded) point.
         clip_ids: int64 [B], the clips' global indices in the store.
+        frame_indices: long [T] on the CPU, which of the clips' frames the batch holds (a step's teacher frames
+            when the loader knew the step; :meth:`TrainClips.frames_of_step`), or None for all of them, in order.
 
     The draws are host-side Python values: :meth:`to` moves the tensors (``clip_ids`` excepted) and
     :class:`DeviceTransform` reads the draws without waiting for the device.
@@ -212,6 +248,7 @@ class RawBatch:
     tracks: Tensor
     visibility: Tensor
     clip_ids: Tensor
+    frame_indices: Tensor | None = None
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> RawBatch:
         """The batch's frames, tracks and visibility on `device`; ``clip_ids`` stay on the CPU (see
@@ -270,26 +307,36 @@ class DeviceTransform:
 
         Args:
             batch: the loader's batch, on the training device.
-            frames: long [T'] on the CPU, the frames to make views of, frame 0 first: the step's teacher frames
-                (:func:`mosic.train.step.teacher_frame_indices`); None = all T. Only these frames are cropped,
-                resized, flipped, normalised and augmented, and the tracks and visibility are cut to them; every
-                frame is processed alone, so the result is bit for bit that of all T frames followed by
+            frames: long [T'] on the CPU, the frames to make views of (indices into the clip's frames), frame 0
+                first: the step's teacher frames (:func:`teacher_frame_indices`), which must be among the frames the
+                batch holds (``batch.frame_indices``); None = every frame the batch holds. Only these frames are
+                cropped, resized, flipped, normalised and augmented, and the tracks and visibility are cut to them;
+                every frame is processed alone, so the result is bit for bit that of all T frames followed by
                 :meth:`ClipBatch.select_frames` (tests/train/test_train_data.py). The student's view of frame 0
                 is the same either way.
 
         Raises:
-            ValueError: when `frames` is not a non-empty 1-D index of the clips' frames that starts with frame 0.
+            ValueError: when `frames` is not a non-empty 1-D index of the clips' frames that starts with frame 0, or
+                names a frame the batch does not hold.
         """
         b, t = batch.frames.shape[:2]
         s = self.input_size
         clips, tracks, visibility = batch.frames, batch.tracks, batch.visibility
+        held = torch.arange(t) if batch.frame_indices is None else batch.frame_indices.cpu()
         if frames is not None:
             frames = torch.as_tensor(frames, dtype=torch.long).cpu()
             bad = frames.ndim != 1 or len(frames) == 0 or int(frames[0]) != 0
-            if bad or int(frames.min()) < 0 or int(frames.max()) >= t:
-                raise ValueError(f"frames must index the {t} frames of a clip, frame 0 first; got {frames.tolist()}")
-            if not torch.equal(frames, torch.arange(t)):  # all frames in order: nothing to select
-                index = frames.to(clips.device, non_blocking=True)
+            if bad or int(frames.min()) < 0:
+                raise ValueError(f"frames must index the frames of a clip, frame 0 first; got {frames.tolist()}")
+            where = {int(f): k for k, f in enumerate(held)}
+            if any(int(f) not in where for f in frames):
+                raise ValueError(
+                    f"the step's frames {frames.tolist()} are not among the {held.tolist()} the batch holds (the "
+                    "loader and the training loop disagree on the step)"
+                )
+            position = torch.tensor([where[int(f)] for f in frames])
+            if not torch.equal(position, torch.arange(t)):  # all frames the batch holds, in order: nothing to select
+                index = position.to(clips.device, non_blocking=True)
                 clips, t = clips.index_select(1, index), len(frames)
                 tracks, visibility = tracks.index_select(1, index), visibility.index_select(1, index)
         # float32 0-255: copy_ converts each clip's uint8 channels-last pixels in one pass (a mixed-dtype multiply
@@ -330,15 +377,20 @@ class TrainClips(Dataset):
             against the clip's median motion first; module docstring).
         moving_threshold: with ``moving``, the least distance in input pixels a point's own motion must reach
             (:func:`independent_motion`).
+        teacher_frames: ``train.teacher_frames``: an item of a known step (index ``(epoch, i, step)``, as the
+            sampler of :func:`make_loader` yields them) holds only that step's frames (:meth:`frames_of_step`):
+            only their bytes are read from the store and sent through the loader. 0 = every frame.
         photometric: colour jitter (brightness, contrast, saturation 0.4, hue 0.1; p 0.8), grayscale (p 0.2) and
             Gaussian blur (p 0.5) on the student's view.
         student_all_frames: also make the student's view of each of the step's frames (``student_all``).
         seed: the base of every random draw.
 
-    Items are dicts: ``frames`` uint8 [T, H, W, 3] (the stored frames), ``box`` (:class:`CropBox`), ``flip``
-    (bool), ``photometric`` (:class:`~mosic.data.augment.Photometric`, only with `photometric`), ``tracks``
-    float32 [T, N, 2], ``visibility`` bool [T, N], ``clip_id`` int64 []. :func:`collate` makes a
-    :class:`RawBatch` of them and :attr:`transform` (a :class:`DeviceTransform`) its views.
+    Items are dicts: ``frames`` uint8 [T', H, W, 3] (the stored frames the item holds), ``box``
+    (:class:`CropBox`), ``flip`` (bool), ``photometric`` (:class:`~mosic.data.augment.Photometric`, only with
+    `photometric`), ``tracks`` float32 [T', N, 2], ``visibility`` bool [T', N], ``clip_id`` int64 [] and
+    ``frame_index`` long [T'], which of the clip's T frames those are (all T unless the index names a step and
+    `teacher_frames` is set). :func:`collate` makes a :class:`RawBatch` of them and :attr:`transform` (a
+    :class:`DeviceTransform`) its views.
     """
 
     def __init__(
@@ -357,6 +409,7 @@ class TrainClips(Dataset):
         seed: int,
         points: Literal["uniform", "moving"] = "uniform",
         moving_threshold: float = 8.0,
+        teacher_frames: int = 0,
     ) -> None:
         if input_size < 1 or num_points < 1:
             raise ValueError(f"input_size and num_points must be >= 1, got {input_size} and {num_points}")
@@ -364,6 +417,8 @@ class TrainClips(Dataset):
             raise ValueError(f"crop_scale must be in (0, 1], got {crop_scale}")
         if track_source not in ("cached", "shuffled", "static"):
             raise ValueError(f"track_source must be cached, shuffled or static, got {track_source!r}")
+        if teacher_frames < 0:
+            raise ValueError(f"teacher_frames must be >= 0, got {teacher_frames}")
         if points not in ("uniform", "moving"):
             raise ValueError(f"points must be uniform or moving, got {points!r}")
         if not moving_threshold >= 0:
@@ -379,6 +434,7 @@ class TrainClips(Dataset):
         self.flip = flip
         self.track_source = track_source
         self.points = points
+        self.teacher_frames = teacher_frames
         self.moving_threshold = float(moving_threshold)
         self.photometric = photometric
         self.seed = seed
@@ -397,15 +453,34 @@ class TrainClips(Dataset):
     def _rng(self, epoch: int, i: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, i, stream])
 
-    def __getitem__(self, index: int | tuple[int, int]) -> dict:
-        epoch, i = index if isinstance(index, tuple) else (self.epoch, index)
+    @property
+    def num_frames(self) -> int:
+        """T, the frames of every cached clip."""
+        return self.store.num_frames
+
+    def frames_of_step(self, num_frames: int, step: int | None) -> Tensor:
+        """The frames an item of training step `step` holds: long [T'], the step's teacher frames
+        (:func:`teacher_frame_indices` from :func:`step_seed` of the dataset's seed, as the training loop draws
+        them) with ``teacher_frames`` set, else (or without a step) all `num_frames`."""
+        if step is None:
+            return torch.arange(num_frames)
+        return teacher_frame_indices(num_frames, self.teacher_frames, step_seed(self.seed, step))
+
+    def __getitem__(self, index: int | tuple[int, int] | tuple[int, int, int]) -> dict:
+        if isinstance(index, tuple):
+            epoch, i, step = index if len(index) == 3 else (*index, None)
+        else:
+            epoch, i, step = self.epoch, index, None
         n_clips = len(self.store)
         if not -n_clips <= i < n_clips:
             raise IndexError(f"clip {i} out of range for a store of {n_clips} clips")
         i %= n_clips
-        clip = self.store[i]
+        cached, cached_vis = self.store.points(i)
+        frame_index = self.frames_of_step(cached.shape[0], step)
+        whole = len(frame_index) == cached.shape[0]
+        frames = self.store.read_frames(i, None if whole else frame_index.tolist())
         s = self.input_size
-        _, height, width, _ = clip.frames.shape
+        _, height, width, _ = frames.shape
 
         # 1-2. One crop and one flip for every frame (the flip is drawn even when off, so presets share crops).
         rng = self._rng(epoch, i, _STREAM_GEOMETRY)
@@ -413,15 +488,19 @@ class TrainClips(Dataset):
         flip = bool(rng.random() < 0.5) and self.flip
 
         # 3-5. Tracks into the input, point sampling, track source.
-        tracks, visibility = self._points(clip.tracks, clip.visibility, box, flip, self._rng(epoch, i, _STREAM_POINTS))
+        # Drawn on every frame (visibility, the controls, moving points), then cut to the frames the item holds.
+        tracks, visibility = self._points(cached, cached_vis, box, flip, self._rng(epoch, i, _STREAM_POINTS))
+        if not whole:
+            tracks, visibility = tracks[frame_index.numpy()], visibility[frame_index.numpy()]
 
         # 6. The student's photometric draw; the pixels are made on the device (DeviceTransform).
-        item = {"frames": torch.from_numpy(clip.frames), "box": box, "flip": flip}
+        item = {"frames": torch.from_numpy(frames), "box": box, "flip": flip}
         if self.photometric:
             item["photometric"] = sample_photometric(self._rng(epoch, i, _STREAM_PHOTOMETRIC), s)
         item["tracks"] = torch.from_numpy(tracks)
         item["visibility"] = torch.from_numpy(visibility)
         item["clip_id"] = torch.tensor(i, dtype=torch.int64)
+        item["frame_index"] = frame_index
         return item
 
     def _points(
@@ -481,6 +560,9 @@ def collate(items: list[dict]) -> RawBatch:
     has_photometric = ["photometric" in it for it in items]
     if any(has_photometric) and not all(has_photometric):
         raise ValueError("some items have photometric draws and others do not")
+    index = items[0]["frame_index"]
+    if any(not torch.equal(it["frame_index"], index) for it in items[1:]):
+        raise ValueError("the items of a batch hold different frames (items of different steps in one batch)")
     return RawBatch(
         frames=default_collate([it["frames"] for it in items]),
         boxes=tuple(it["box"] for it in items),
@@ -489,17 +571,22 @@ def collate(items: list[dict]) -> RawBatch:
         tracks=default_collate([it["tracks"] for it in items]),
         visibility=default_collate([it["visibility"] for it in items]),
         clip_ids=default_collate([it["clip_id"] for it in items]),
+        frame_indices=index.clone(),
     )
 
 
 class EpochDistributedSampler(DistributedSampler):
-    """:class:`DistributedSampler` that yields ``(epoch, index)`` pairs, so items see the epoch in any worker.
+    """:class:`DistributedSampler` that yields ``(epoch, index)`` pairs, so items see the epoch in any worker, or
+    ``(epoch, index, step)`` triples when ``batch_size`` is set: the k-th index of an epoch belongs to training step
+    ``epoch * steps_per_epoch + k // batch_size`` (batches of ``batch_size`` indices, the last incomplete one
+    dropped, as :func:`make_loader`'s loader makes them), so an item can hold only its step's frames.
 
     ``set_epoch(epoch, start=k)`` starts the epoch's sequence at its k-th index: a run resumed mid-epoch goes on
     exactly where it stopped without loading (and throwing away) the batches it had already trained on.
     """
 
     start = 0
+    batch_size: int | None = None
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         if not 0 <= start <= self.num_samples:
@@ -508,8 +595,12 @@ class EpochDistributedSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self):
-        epoch = self.epoch
-        return ((epoch, i) for i in itertools.islice(super().__iter__(), self.start, None))
+        epoch, start, size = self.epoch, self.start, self.batch_size
+        indices = itertools.islice(super().__iter__(), start, None)
+        if size is None:
+            return ((epoch, i) for i in indices)
+        first = epoch * (self.num_samples // size)
+        return ((epoch, i, first + (start + k) // size) for k, i in enumerate(indices))
 
     def __len__(self) -> int:
         return self.num_samples - self.start
@@ -557,9 +648,10 @@ def make_loader(
         seed: seed of the sampler's permutation and of the workers' global streams.
         rank: this process's rank.
         world_size: number of processes.
-        epoch_sampler: pass the epoch to the items with each index (:class:`EpochDistributedSampler`). Without
-            it, items use ``dataset.set_epoch``'s epoch, which workers only see when they restart every epoch,
-            so workers are then not persistent.
+        epoch_sampler: pass the epoch and the training step to the items with each index
+            (:class:`EpochDistributedSampler`; with ``dataset.teacher_frames`` set an item then holds only its
+            step's frames). Without it, items use ``dataset.set_epoch``'s epoch, which workers only see when they
+            restart every epoch, so workers are then not persistent, and hold every frame.
 
     Returns:
         ``(loader, sampler)``; the loader yields :class:`RawBatch` (pinned when CUDA is available): move it to
@@ -569,6 +661,8 @@ def make_loader(
         raise ValueError(f"batch_size_per_rank must be >= 1, got {batch_size_per_rank}")
     sampler_cls = EpochDistributedSampler if epoch_sampler else DistributedSampler
     sampler = sampler_cls(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
+    if epoch_sampler:
+        sampler.batch_size = batch_size_per_rank
     loader = DataLoader(
         dataset,
         batch_size=batch_size_per_rank,

@@ -97,6 +97,7 @@ def build_dataset(
         track_source=run.track_source,
         points=cfg.points,
         moving_threshold=cfg.moving_threshold,
+        teacher_frames=cfg.teacher_frames,
         photometric=cfg.photometric_aug,
         student_all_frames=cfg.symmetric if student_all_frames is None else student_all_frames,
         seed=run.seed,
@@ -295,7 +296,7 @@ def train(
                     g["lr"] = g["base_lr"] * schedules[g["part"]][step]
                 # views of the teacher's frames on the device; forward, backward, AdamW, EMA: no wait for the device
                 seed = step_seed(run.seed, step)
-                frames = teacher_frame_indices(batch.frames.shape[1], cfg.teacher_frames, seed)
+                frames = teacher_frame_indices(dataset.num_frames, cfg.teacher_frames, seed)
                 views = dataset.transform(batch.to(device, non_blocking=True), frames)
                 stats = train_step(student, teacher, optimizer, views, cfg, preset, seed)
                 step += 1

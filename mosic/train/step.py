@@ -46,7 +46,7 @@ from mosic.model.backbone import keep_mask, random_keep
 from mosic.model.ema import ema_update_
 from mosic.model.gather import track_patch_index
 from mosic.model.net import MoSiCNet
-from mosic.train.data import ClipBatch
+from mosic.train.data import ClipBatch, step_seed, teacher_frame_indices
 from mosic.train.presets import Preset
 
 __all__ = ["STATS", "clip_masks", "mosic_step", "step_seed", "teacher_frame_indices", "train_step"]
@@ -64,35 +64,6 @@ def _usage_entropy(targets: Tensor, valid: Tensor, k: int) -> Tensor:
     distributed.all_reduce_(counts)
     p = counts / counts.sum().clamp_min(1)
     return -(p * p.clamp_min(1e-12).log()).sum() / math.log(k)
-
-
-def step_seed(seed: int, step: int) -> int:
-    """The seed of every random draw of training step `step` (0-based) of a run seeded `seed`.
-
-    It depends on neither the rank nor the process count: every rank draws the same teacher frames, and each clip's
-    mask depends on the step and the clip (:func:`clip_masks`), so N processes train as one does.
-    """
-    return int(np.random.SeedSequence([seed, step]).generate_state(1, dtype=np.uint64)[0] >> 1)
-
-
-def teacher_frame_indices(num_frames: int, teacher_frames: int, seed: int) -> Tensor:
-    """The frames the teacher encodes at a step: long [T'] on the CPU, ascending, frame 0 first.
-
-    Frame 0 plus ``teacher_frames - 1`` others drawn without replacement from ``torch.Generator().manual_seed(seed)``
-    (``randperm`` of frames 1..T-1, the first ``teacher_frames - 1`` of it, sorted); every frame when
-    `teacher_frames` is 0 or at least `num_frames`. It depends only on its arguments, so every rank draws the same
-    frames from the step's seed (:func:`step_seed`), and the loop makes the views of these frames only
-    (:class:`mosic.train.data.DeviceTransform`).
-
-    Args:
-        num_frames: T, the frames of a clip.
-        teacher_frames: ``train.teacher_frames`` (0 = all).
-        seed: the step's seed.
-    """
-    if not 0 < teacher_frames < num_frames:
-        return torch.arange(num_frames)
-    others = torch.randperm(num_frames - 1, generator=torch.Generator().manual_seed(seed))[: teacher_frames - 1] + 1
-    return torch.cat([torch.zeros(1, dtype=torch.long), others.sort().values])
 
 
 def clip_masks(clip_ids: Sequence[int], num_patches: int, ratio: float, seed: int) -> Tensor:

@@ -78,8 +78,17 @@ def test_other_frames_layouts(shard, clips, layout, fast):
     _rewrite_frames(shard, **layout)
     reader = ShardReader(shard)
     assert reader._frames.fast is fast
+    store = TrackStore([shard])
     for i, clip in enumerate(clips):
         np.testing.assert_array_equal(reader[i].frames, clip.frames)
+        # Some frames only, in the order asked (the training items read only a step's frames).
+        for frames in ([0], [2, 0], [0, 1, 2]):
+            np.testing.assert_array_equal(store.read_frames(i, frames), clip.frames[frames])
+        tracks, visible = store.points(i)
+        np.testing.assert_array_equal(tracks, reader[i].tracks)
+        np.testing.assert_array_equal(visible, clip.visibility)
+    with pytest.raises(IndexError):
+        store.read_frames(0, [3])
 
 
 def test_reader_refuses_other_schema_versions(shard):

@@ -2,6 +2,7 @@
 the batched views on the device against the one-clip helpers."""
 
 import contextlib
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from mosic.train.data import (
     make_loader,
 )
 from mosic.train.presets import PRESETS
-from mosic.train.step import teacher_frame_indices
+from mosic.train.step import step_seed, teacher_frame_indices
 
 PROVENANCE = {
     "mosic_version": "0.1.0",
@@ -437,7 +438,8 @@ def twelve_frame_batch(ds: TrainClips, count: int) -> RawBatch:
     g = torch.Generator().manual_seed(5)
     frames = torch.randint(0, 256, (count, 12, H, W, 3), dtype=torch.uint8, generator=g)
     tracks = raw.tracks.repeat(1, 3, 1, 1) + torch.rand(count, 12, raw.tracks.shape[2], 2, generator=g)
-    return replace(raw, frames=frames, tracks=tracks, visibility=raw.visibility.repeat(1, 3, 1))
+    return replace(raw, frames=frames, tracks=tracks, visibility=raw.visibility.repeat(1, 3, 1),
+                   frame_indices=torch.arange(12))  # fmt: skip
 
 
 STEP_FRAMES = [teacher_frame_indices(12, k, seed) for k, seed in ((4, 0), (4, 1), (2, 7), (11, 3), (1, 0))]
@@ -461,9 +463,11 @@ def test_views_of_the_step_frames_equal_all_views_cut_to_them(store, photometric
             assert (got.student_all is got.video) == (not photometric)
         else:
             assert got.student_all is None
-    for bad in ([1, 2], [], [0, 12], [[0, 1]]):
+    for bad in ([1, 2], [], [[0, 1]]):
         with pytest.raises(ValueError, match="frame 0 first"):
             ds.transform(raw, bad)
+    with pytest.raises(ValueError, match=re.escape("frames [0, 12] are not among")):
+        ds.transform(raw, [0, 12])
 
 
 def test_views_of_the_step_frames_resize_only_those_frames(store, monkeypatch):
@@ -528,6 +532,37 @@ def test_loader_is_independent_of_the_worker_count(store):
     first = results[2][1][0]
     expected = views(ref, *[(1, int(g)) for g in first.clip_ids])
     assert torch.equal(ref.transform(first).student, expected.student)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_items_of_a_step_hold_only_its_frames(store, workers):
+    """With teacher_frames set, the loader's items hold only their step's frames (drawn as the training loop draws
+    them, on every rank, after a mid-epoch resume too), and the views are bit for bit those of whole items."""
+    cut, whole = dataset(store, teacher_frames=2, photometric=True), dataset(store, photometric=True)
+    seen = set()
+    for rank in (0, 1):
+        loader, sampler = make_loader(cut, batch_size_per_rank=2, workers=workers, seed=0, rank=rank, world_size=2)
+        steps_per_epoch = len(loader)
+        for epoch, start in ((0, 0), (1, 2)):  # epoch 1 resumed after its first batch
+            sampler.set_epoch(epoch, start=start)
+            for b, raw in enumerate(loader):
+                step = epoch * steps_per_epoch + start // 2 + b
+                frames = teacher_frame_indices(T, 2, step_seed(0, step))
+                seen.add(tuple(frames.tolist()))
+                assert torch.equal(raw.frame_indices, frames) and raw.frames.shape[1] == 2
+                full = collate([whole[(epoch, int(g))] for g in raw.clip_ids])
+                assert torch.equal(raw.frames, full.frames[:, frames])
+                assert torch.equal(raw.tracks, full.tracks[:, frames])
+                assert torch.equal(raw.visibility, full.visibility[:, frames])
+                assert (raw.boxes, raw.flips, raw.photometric) == (full.boxes, full.flips, full.photometric)
+                a, b_ = cut.transform(raw, frames), whole.transform(full, frames)
+                for key in ("video", "student", "tracks", "visibility"):
+                    assert torch.equal(getattr(a, key), getattr(b_, key)), key
+    assert len(seen) > 1  # the steps drew different frames
+    # Items of steps with different frames do not make one batch.
+    steps = [k for k in range(20) if not torch.equal(cut.frames_of_step(T, k), cut.frames_of_step(T, 0))]
+    with pytest.raises(ValueError, match="different frames"):
+        collate([cut[(0, 0, 0)], cut[(0, 1, steps[0])]])
 
 
 def test_distributed_sampler_splits_clips_over_ranks(store):

@@ -4,6 +4,8 @@
 Tests marked ``gpu`` skip themselves without CUDA (tests/conftest.py); ``benchmarks/gpu.sh`` runs them on a GPU.
 """
 
+import dataclasses
+
 import pytest
 import torch
 from train_helpers import PROV, RUN, losses, tiny_cfg
@@ -96,33 +98,39 @@ def test_teacher_frame_indices():
     ],
 )
 def test_step_on_views_of_its_frames_equals_the_step_on_all_views_cut_to_them(shards, overrides):
-    """The loop's path (views of the step's frames only) updates the weights, the teacher and AdamW's moments bit
-    for bit as views of every frame then the same frames selected (what the step did before) do, step by step."""
+    """The loop's path (the loader's items hold only the step's frames, views of those) updates the weights, the
+    teacher and AdamW's moments bit for bit as items of every frame with views of the step's frames, and as views
+    of every frame then the same frames selected (what the step did before), step by step."""
     cfg = tiny_cfg(**{"photometric_aug": True, "mask_ratio": 0.25, **overrides})
     preset = loop.PRESETS[cfg.preset]
-    dataset = loop.build_dataset(TrackStore(shards), cfg, RUN, preset)
-    loader, sampler = make_loader(dataset, batch_size_per_rank=4, workers=0, seed=0, rank=0, world_size=1)
-    sampler.set_epoch(0)
+    store = TrackStore(shards)
+    cut = loop.build_dataset(store, cfg, RUN, preset)  # what the loop builds
+    whole = loop.build_dataset(store, dataclasses.replace(cfg, teacher_frames=0), RUN, preset)  # every frame
     runs = {}
-    for path in ("all frames, then selected", "selected frames only"):
+    for path in ("all frames, then selected", "views of the selected frames", "items of the selected frames"):
+        dataset = cut if path.startswith("items") else whole
+        loader, sampler = make_loader(dataset, batch_size_per_rank=4, workers=0, seed=0, rank=0, world_size=1)
+        sampler.set_epoch(0)
         net, teacher = loop.build_models(cfg, RUN, preset, torch.device("cpu"))
         optimizer = loop.build_optimizer(net, cfg)
         stats = []
         for step, raw in enumerate(loader):
             seed = step_seed(RUN.seed, step)
-            frames = teacher_frame_indices(raw.frames.shape[1], cfg.teacher_frames, seed)
-            if path == "selected frames only":
-                views = dataset.transform(raw, frames)
-            else:
+            frames = teacher_frame_indices(dataset.num_frames, cfg.teacher_frames, seed)
+            assert torch.equal(raw.frame_indices, frames if dataset is cut else torch.arange(dataset.num_frames))
+            if path == "all frames, then selected":
                 views = dataset.transform(raw).select_frames(frames)
-            assert views.video.shape[1] == (cfg.teacher_frames or raw.frames.shape[1])
+            else:
+                views = dataset.transform(raw, frames)
+            assert views.video.shape[1] == (cfg.teacher_frames or dataset.num_frames)
             stats.append(train_step(net, teacher, optimizer, views, cfg, preset, seed))
         runs[path] = (state(net, teacher), optimizer_state(optimizer), torch.stack(stats))
-    (a_state, a_moments, a_stats), (b_state, b_moments, b_stats) = runs.values()
+    (a_state, a_moments, a_stats), *others = runs.values()
     assert len(a_stats) == 3 and bool((a_stats[:, -1] == 1).all())
-    assert all(torch.equal(a, b) for a, b in zip(a_state, b_state, strict=True))
-    assert all(torch.equal(a, b) for a, b in zip(a_moments, b_moments, strict=True))
-    assert torch.equal(a_stats, b_stats)
+    for b_state, b_moments, b_stats in others:
+        assert all(torch.equal(a, b) for a, b in zip(a_state, b_state, strict=True))
+        assert all(torch.equal(a, b) for a, b in zip(a_moments, b_moments, strict=True))
+        assert torch.equal(a_stats, b_stats)
 
 
 def test_step_refuses_views_of_more_frames_than_the_teacher_encodes():
@@ -174,7 +182,7 @@ def test_loader_into_cuda_memory_and_views_there_match_the_cpu(shards):
         assert diff.max() <= 12 * level and diff.mean() <= 0.5 * level
         # Views of the step's frames only on CUDA (bit for bit is checked on the CPU; CUDA kernels may pick
         # another algorithm for fewer frames, so here up to the CPU-GPU tolerances).
-        frames = teacher_frame_indices(raw.frames.shape[1], 2, 0)
+        frames = teacher_frame_indices(dataset.num_frames, 2, 0)
         cut, whole = dataset.transform(raw.to("cuda"), frames), on_gpu.select_frames(frames)
         assert torch.equal(cut.tracks, whole.tracks) and torch.equal(cut.visibility, whole.visibility)
         torch.testing.assert_close(cut.video, whole.video, atol=1.01 * level, rtol=0)
