@@ -458,13 +458,13 @@ class TrainClips(Dataset):
         """T, the frames of every cached clip."""
         return self.store.num_frames
 
-    def frames_of_step(self, num_frames: int, step: int | None) -> Tensor:
+    def frames_of_step(self, step: int | None) -> Tensor:
         """The frames an item of training step `step` holds: long [T'], the step's teacher frames
         (:func:`teacher_frame_indices` from :func:`step_seed` of the dataset's seed, as the training loop draws
-        them) with ``teacher_frames`` set, else (or without a step) all `num_frames`."""
+        them) with ``teacher_frames`` set, else (or without a step) all T."""
         if step is None:
-            return torch.arange(num_frames)
-        return teacher_frame_indices(num_frames, self.teacher_frames, step_seed(self.seed, step))
+            return torch.arange(self.num_frames)
+        return teacher_frame_indices(self.num_frames, self.teacher_frames, step_seed(self.seed, step))
 
     def __getitem__(self, index: int | tuple[int, int] | tuple[int, int, int]) -> dict:
         if isinstance(index, tuple):
@@ -476,8 +476,8 @@ class TrainClips(Dataset):
             raise IndexError(f"clip {i} out of range for a store of {n_clips} clips")
         i %= n_clips
         cached, cached_vis = self.store.points(i)
-        frame_index = self.frames_of_step(cached.shape[0], step)
-        whole = len(frame_index) == cached.shape[0]
+        frame_index = self.frames_of_step(step)
+        whole = len(frame_index) == self.num_frames
         frames = self.store.read_frames(i, None if whole else frame_index.tolist())
         s = self.input_size
         _, height, width, _ = frames.shape
