@@ -14,10 +14,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import mosic  # noqa: E402
+from mosic.provenance import git_sha  # noqa: E402
 
 
 def machine_info(**versions: object) -> dict[str, object]:
-    """CPU count and model, memory, platform, Python and mosic versions, plus the given library versions."""
+    """CPU count and model, memory, platform, Python and mosic versions, the checkout's git commit (``-dirty`` with
+    uncommitted changes), plus the given library versions."""
     model = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -34,5 +36,6 @@ def machine_info(**versions: object) -> dict[str, object]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "mosic": mosic.__version__,
+        "git_sha": git_sha(),
         **versions,
     }
