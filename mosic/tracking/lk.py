@@ -57,6 +57,9 @@ __all__ = ["LKTracker"]
 class LKTracker:
     """Chained pyramidal Lucas–Kanade with a forward–backward check (see the module docstring).
 
+    The defaults are the pipeline's (``track.lk`` of ``config.yaml``, chosen on the demo data by
+    ``benchmarks/lk_synthetic.py``), so a tracker built here follows points as ``snakemake`` does.
+
     Args:
         win_size: side of the square LK window in pixels at each pyramid level (odd, >= 3).
         levels: pyramid levels above the full-resolution image (0 = no pyramid); each level doubles the
@@ -77,9 +80,9 @@ class LKTracker:
     def __init__(
         self,
         *,
-        win_size: int = 15,
+        win_size: int = 21,
         levels: int = 3,
-        fb_threshold: float = 1.0,
+        fb_threshold: float = 4.0,
         max_iter: int = 30,
         eps: float = 0.01,
         min_eig_threshold: float = 1e-4,

@@ -1,8 +1,11 @@
 """The LK tracker on synthetic clips with exactly known motion: accuracy, leaving the frame, occlusion, edge cases."""
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from mosic.geometry import grid_queries
 from mosic.tracking import Tracker, TrackResult
@@ -10,16 +13,12 @@ from mosic.tracking.lk import LKTracker
 
 
 def test_protocol_and_settings():
+    """The class's defaults are the pipeline's (``track.lk`` of config.yaml): a library user gets the same tracks."""
     tracker = LKTracker()
     assert isinstance(tracker, Tracker)
-    assert tracker.settings == {
-        "win_size": 15,
-        "levels": 3,
-        "fb_threshold": 1.0,
-        "max_iter": 30,
-        "eps": 0.01,
-        "min_eig_threshold": 1e-4,
-    }
+    pipeline = yaml.safe_load((Path(__file__).resolve().parents[2] / "config.yaml").read_text())["track"]["lk"]
+    assert tracker.settings == {**pipeline, "min_eig_threshold": 1e-4}
+    assert tracker.settings["win_size"] == 21 and tracker.settings["fb_threshold"] == 4.0
     assert "threads" not in tracker.settings  # a runtime knob, not part of what made the tracks
     for bad in ({"win_size": 4}, {"levels": -1}, {"fb_threshold": 0}, {"max_iter": 0}, {"threads": 0}):
         with pytest.raises(ValueError):
@@ -77,7 +76,8 @@ def test_query_outside_the_frame_is_never_visible(make_translated_clip):
 
 
 def test_occluded_points_are_lost_by_the_forward_backward_check(make_translated_clip, make_texture):
-    # A different texture is pasted over a square from frame 3 on; the scene behind it drifts slowly.
+    # A different texture is pasted over a square from frame 3 on; the scene behind it drifts slowly. A strict
+    # check (1 px) with a 15-px window, so that points half a window inside the square see only the occluder.
     H, W, T, lo, hi = 128, 128, 5, 16, 64
     queries = grid_queries(H, W, 16)
     x, y = queries[:, 0], queries[:, 1]
@@ -89,7 +89,7 @@ def test_occluded_points_are_lost_by_the_forward_backward_check(make_translated_
         offsets = np.arange(T)[:, None] * np.array([0.6, -0.6])
         clip = make_translated_clip(H, W, offsets, seed=seed)
         clip[3:, lo:hi, lo:hi] = make_texture(H, W, seed + 1000)[lo:hi, lo:hi]
-        result = LKTracker().track(clip, queries)
+        result = LKTracker(win_size=15, fb_threshold=1.0).track(clip, queries)
         assert result.visibility[:3, covered].all()  # tracked until the occluder appears
         lost.append(~result.visibility[3, covered])
         far_visible.append(result.visibility[-1, far])

@@ -39,10 +39,10 @@ def test_check_clip():
 
 def test_make_tracker():
     assert TRACKERS == ("lk", "cotracker3", "ground_truth")
-    tracker = make_tracker("lk", win_size=21)
+    tracker = make_tracker("lk", win_size=15)  # a setting other than the default
     assert isinstance(tracker, Tracker)
     assert tracker.name == "lk" and tracker.needs_gpu is False
-    assert tracker.settings["win_size"] == 21
+    assert tracker.settings["win_size"] == 15
     assert json.loads(json.dumps(tracker.settings)) == tracker.settings
     with pytest.raises(ValueError, match="unknown tracker"):
         make_tracker("raft")
