@@ -122,6 +122,11 @@ class SyntheticConfig:
     texture_seed: int = _field(
         "Seed of the texture families of the classes (faces > 1); another seed gives unseen textures.", ge=0
     )
+    shape: Literal["random", "disk", "square", "triangle", "ellipse", "plus", "star"] = _field(
+        "Outline of the turning objects (faces > 1): random = drawn per instance among the six shapes; a shape "
+        "name = every object has it, so that no outline tells one instance from another.",
+        default="random",
+    )
     min_objects: int = _field("Fewest objects per video.", ge=1, le=64)
     max_objects: int = _field("Most objects per video (>= min_objects).", ge=1, le=64)
     max_speed: float = _field("Largest object speed in pixels per frame.", ge=0.0, le=64.0)

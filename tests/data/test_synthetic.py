@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
 from pathlib import Path
 
 import av
@@ -504,6 +505,20 @@ def test_shape_and_colour_do_not_give_the_class_away() -> None:
     hues = [_hue(np.asarray(o.faces[0].colours[1])) for o in objects if o.class_id == 1]
     assert np.ptp(hues) > math.pi
     assert class_names(6, faces=2) == ["background"] + [f"class_{c}" for c in range(1, 7)]
+
+
+def test_one_shape_for_every_turning_object_changes_only_the_outline() -> None:
+    """synthetic.shape: every turning object gets the named outline; the rest of each scene is the random one's."""
+    assert set(typing.get_args(typing.get_type_hints(SyntheticConfig)["shape"])) == {"random", *SHAPES}
+    disk = dataclasses.replace(TURNING, shape="disk")
+    for i in range(6):
+        a = draw_scene(TURNING, np.random.default_rng([0, 0, i]), "x")
+        b = draw_scene(disk, np.random.default_rng([0, 0, i]), "x")
+        assert {o.shape for o in b.objects} == {"disk"}
+        assert [dataclasses.replace(o, shape="disk") for o in a.objects] == list(b.objects)
+    video = render_video(dataclasses.replace(TINY_TURNING, shape="square"), 0)
+    assert {o.shape for o in video.scene.objects} == {"square"}
+    assert len({o.shape for i in range(4) for o in render_video(TINY_TURNING, i).scene.objects}) > 1
 
 
 def test_every_object_turns_once_mid_video_and_fast(turning_videos) -> None:

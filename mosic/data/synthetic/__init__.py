@@ -22,7 +22,10 @@ a die rolling over to show another side; nothing but the track links the two sid
   random per instance before), keeping the tone, so all instances of a face are recognisable as that face
   while absolute hue says nothing about class or face.
 - *Shape* does not give the class away: with turning objects it is random per instance among the six shapes,
-  shared by all classes (with ``faces = 1`` each class keeps its own shape, as before).
+  shared by all classes (with ``faces = 1`` each class keeps its own shape, as before). An outline still links
+  an object's two faces without its track (the same silhouette before and after the turn); ``shape`` = one
+  shape name gives every turning object that outline, so only the track links them. The shape is drawn either
+  way, so the scenes are otherwise the same.
 - *The turn* (:class:`SceneObject`): once per object, from a random face ``f0`` to a random other face
   ``f1``, over ``turn_frames`` frames, its middle uniform in the middle 40 % of the video (30-70 %). The border
   between the faces sweeps across the object along a random direction; every surface point switches within

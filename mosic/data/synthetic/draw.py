@@ -122,7 +122,9 @@ def draw_scene(cfg: SyntheticConfig, rng: np.random.Generator, name: str) -> Sce
         shading = float(drift * rng.uniform(0.1, 0.4))
         shown, turn = (0,), (0.0, 0.0, 0.0)
         if turning:
-            shape = SHAPES[int(rng.integers(len(SHAPES)))]
+            shape = SHAPES[int(rng.integers(len(SHAPES)))]  # drawn always, so `shape` changes nothing else
+            if cfg.shape != "random":
+                shape = cfg.shape
             faces = tuple(
                 Face(pattern=f.pattern, params=f.params, period=f.period, colours=family_colours(f, rng))
                 for f in families[class_id - 1]
