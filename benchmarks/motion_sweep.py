@@ -3,11 +3,13 @@
 Each entry of :data:`SWEEP` is one :func:`mosic.motion_study.run_study` (exact tracks, training seed 0, the tracked
 run and the static control, on the data ``benchmarks/motion_teaches.py`` uses: synthetic seed 11, texture seed 7)
 with the demo's config plus the entry's overrides. Reported per entry: both runs' change against the start on
-Hummingbird, cross-view Hummingbird and face linking (:func:`mosic.motion_study.face_linking`). Entries that change
-the data or the start (``synthetic.*``, ``pretrain.*``) get their own folder.
+Hummingbird, cross-view Hummingbird, cross-face object retrieval (:func:`mosic.motion_study.object_retrieval`) and
+face linking (:func:`mosic.motion_study.face_linking`). Entries that change the data or the start (``synthetic.*``,
+``pretrain.*``) get their own folder.
 
-Writes ``benchmarks/results/motion_sweep.json`` and ``.md``. About 2 minutes per entry on 2 CPU cores (runs and
-data already in ``--workdir`` are reused).
+Writes ``benchmarks/results/motion_sweep.json`` and ``.md``; with ``--only`` the named entries replace theirs in an
+existing results file and the others are kept. About 2 minutes per entry on 2 CPU cores (runs and data already in
+``--workdir`` are reused); the ``balanced`` entries train on every frame with the symmetric term, about 5 minutes.
 
 Usage: ``python benchmarks/motion_sweep.py [--workdir DIR] [--only NAME ...]``
 """
@@ -33,6 +35,7 @@ sys.path.insert(0, str(REPO))
 from mosic.config import parse_config  # noqa: E402
 from mosic.motion_study import run_study  # noqa: E402
 
+BALANCED = ["train.points=moving", "train.lr_backbone=0.0003", "train.symmetric=true", "train.teacher_frames=0"]
 # name: (what it tries, overrides)
 SWEEP: dict[str, tuple[str, list[str]]] = {
     "base": ("the demo's settings", []),
@@ -52,8 +55,17 @@ SWEEP: dict[str, tuple[str, list[str]]] = {
     "k128": ("128 prototypes (8 per clip of a batch)", ["train.num_prototypes=128"]),
     "v128": ("4x the videos (128), 5 epochs (same steps)", ["synthetic.num_videos=128", "train.epochs=5"]),
     "pre1500": ("a stronger start: 1,500 pretraining steps", ["pretrain.steps=1500"]),
+    # The balanced setting of benchmarks/results/motion_teaches_balanced.md, and changes to it.
+    "balanced": ("moving points, backbone 3e-4, symmetric, teacher on all frames (the balanced setting)", BALANCED),
+    "mask50": ("balanced, the student sees half its patches (mask_ratio 0.5)", [*BALANCED, "train.mask_ratio=0.5"]),
+    "ema95": ("balanced, a faster teacher (EMA momentum 0.95)", [*BALANCED, "train.ema_momentum=0.95"]),
+    "soft": ("balanced, soft Sinkhorn targets", [*BALANCED, "train.assignment=soft"]),
+    "disk": (
+        "balanced, every object a disk (no outline links an object's faces)",
+        [*BALANCED, "synthetic.shape=disk"],
+    ),
 }
-METRICS = ("same", "cross", "linking")
+METRICS = ("same", "cross", "objects", "linking")
 
 
 def main() -> None:
@@ -65,7 +77,11 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(2)
     started = time.perf_counter()
-    entries = []
+    entries, wall = [], 0.0
+    previous = args.out / "motion_sweep.json"
+    if set(args.only) != set(SWEEP) and previous.exists():  # keep the entries not rerun
+        old = json.loads(previous.read_text())
+        entries, wall = [e for e in old["entries"] if e["name"] not in args.only], old["wall_s"]
     for name in args.only:
         what, overrides = SWEEP[name]
         raw = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -82,11 +98,13 @@ def main() -> None:
         entries.append({
             "name": name, "what": what, "overrides": overrides,
             "start": {m: round(start[m], 2) for m in METRICS},
+            "machine": machine_info(torch=torch.__version__),
             "mosic": {m: round(mosic[m] - start[m], 2) for m in METRICS},
             "static": {m: round(static[m] - start[m], 2) for m in METRICS},
             "margin": {m: round(mosic[m] - static[m], 2) for m in METRICS},
         })  # fmt: skip
-    res = {"entries": entries, "wall_s": round(time.perf_counter() - started, 1),
+    entries.sort(key=lambda e: list(SWEEP).index(e["name"]))
+    res = {"entries": entries, "wall_s": round(wall + time.perf_counter() - started, 1),
            "machine": machine_info(torch=torch.__version__)}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "motion_sweep.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -100,18 +118,25 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "Exact tracks, training seed 0, synthetic seed 11 / texture seed 7; the tracked run (`mosic`) and the static "
         "control from the image-pretrained start, change against the start: Hummingbird and cross-view Hummingbird in "
-        "mIoU points, face linking in cosine points x 100 (an object's two faces against another object of the same "
-        "clip, on the training videos; what tracks can teach and a still point cannot).",
+        "mIoU points, cross-face object retrieval in percent (object patches only: is the nearest patch of the other "
+        "face's images of the same class; chance 16.7; – where an entry predates it), face linking in cosine points "
+        "x 100 (an object's two faces against another object of the same clip, on the training videos; what tracks "
+        "can teach and a still point cannot).",
         "",
-        "| entry | what | start HB / cross / linking | mosic Δ HB | static Δ HB | mosic Δ cross | static Δ cross "
-        "| mosic Δ linking | static Δ linking |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| entry | what | start HB / cross / objects / linking | mosic Δ HB | static Δ HB | mosic Δ cross "
+        "| static Δ cross | mosic Δ objects | static Δ objects | mosic Δ linking | static Δ linking |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def cell(d: dict, key: str, fmt: str) -> str:
+        return format(d[key], fmt) if key in d else "–"
+
     for e in res["entries"]:
         s, m, c = e["start"], e["mosic"], e["static"]
         lines.append(
-            f"| {e['name']} | {e['what']} | {s['same']:.1f} / {s['cross']:.1f} / {s['linking']:+.1f} "
-            f"| {m['same']:+.1f} | {c['same']:+.1f} | {m['cross']:+.1f} | {c['cross']:+.1f} "
+            f"| {e['name']} | {e['what']} | {s['same']:.1f} / {s['cross']:.1f} / {cell(s, 'objects', '.1f')} / "
+            f"{s['linking']:+.1f} | {m['same']:+.1f} | {c['same']:+.1f} | {m['cross']:+.1f} | {c['cross']:+.1f} "
+            f"| {cell(m, 'objects', '+.1f')} | {cell(c, 'objects', '+.1f')} "
             f"| {m['linking']:+.1f} | {c['linking']:+.1f} |"
         )
     lines += ["", f"Wall time {res['wall_s']:.0f} s on {res['machine']['cpu_count']} CPUs.", ""]
