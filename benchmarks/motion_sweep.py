@@ -9,7 +9,8 @@ face linking (:func:`mosic.motion_study.face_linking`). Entries that change the 
 
 Writes ``benchmarks/results/motion_sweep.json`` and ``.md``; with ``--only`` the named entries replace theirs in an
 existing results file and the others are kept. About 2 minutes per entry on 2 CPU cores (runs and data already in
-``--workdir`` are reused); the ``balanced`` entries train on every frame with the symmetric term, about 5 minutes.
+``--workdir`` are reused); the ``balanced`` entries train on every frame with the symmetric term, about 5 minutes
+(``v256bal`` about 45).
 
 Usage: ``python benchmarks/motion_sweep.py [--workdir DIR] [--only NAME ...]``
 """
@@ -64,6 +65,7 @@ SWEEP: dict[str, tuple[str, list[str]]] = {
         "balanced, every object a disk (no outline links an object's faces)",
         [*BALANCED, "synthetic.shape=disk"],
     ),
+    "v256bal": ("balanced, 8x the videos (256) and so 8x the steps (640)", [*BALANCED, "synthetic.num_videos=256"]),
 }
 METRICS = ("same", "cross", "objects", "linking")
 
