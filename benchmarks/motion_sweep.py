@@ -141,7 +141,8 @@ def markdown(res: dict[str, Any]) -> str:
             f"| {cell(m, 'objects', '+.1f')} | {cell(c, 'objects', '+.1f')} "
             f"| {m['linking']:+.1f} | {c['linking']:+.1f} |"
         )
-    lines += ["", f"Wall time {res['wall_s']:.0f} s on {res['machine']['cpu_count']} CPUs.", ""]
+    cpus = res["machine"]["cpu_count"]
+    lines += ["", f"Wall time {res['wall_s']:.0f} s on {cpus} CPUs (every run that made these entries).", ""]
     return "\n".join(lines)
 
 
