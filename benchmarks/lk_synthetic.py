@@ -43,26 +43,30 @@ def main() -> None:
     videos = [render_video(syn, i) for i in range(args.videos)]
     queries = grid_queries(track.height, track.width, track.grid)
     t_len = cfg.clips.num_frames
+    steps = (1, 2, 3)
+    # Per step: each video's two clips (from the first frame, ending on the last) and their exact ground truth,
+    # which no tracker setting changes.
+    clips = {step: [(v, np.minimum(start + step * np.arange(t_len), syn.num_frames - 1))
+                    for v in videos for start in (0, max(0, syn.num_frames - (t_len - 1) * step - 1))]
+             for step in steps}  # fmt: skip
+    truth = {step: [clip_ground_truth(v.scene, idx, queries, (track.height, track.width)) for v, idx in clips[step]]
+             for step in steps}  # fmt: skip
     rows = []
-    settings = itertools.product((1, 2, 3), (None, 1), (15, 21), (3,), (1.0, 2.0, 4.0))
+    settings = itertools.product(steps, (None, 1), (15, 21), (3,), (1.0, 2.0, 4.0))
     for step, substep, win, levels, fb in settings:
         if substep is not None and substep >= step:
             continue
         tracker = LKTracker(win_size=win, levels=levels, fb_threshold=fb, threads=2)
-        preds, pvis, gts, gvis, times = [], [], [], [], []
-        for v in videos:
-            for start in (0, max(0, syn.num_frames - (t_len - 1) * step - 1)):
-                idx = np.minimum(start + step * np.arange(t_len), syn.num_frames - 1)
-                dense_idx, keep = substep_frames(idx, substep)
-                t0 = time.perf_counter()
-                res = track_substep(tracker, v.frames[dense_idx], queries, keep)
-                times.append(time.perf_counter() - t0)
-                g_t, g_v = clip_ground_truth(v.scene, idx, queries, (track.height, track.width))
-                preds.append(res.tracks)
-                pvis.append(res.visibility)
-                gts.append(g_t)
-                gvis.append(g_v)
-        p_t, p_v, g_t, g_v = map(np.stack, (preds, pvis, gts, gvis))
+        preds, pvis, times = [], [], []
+        for v, idx in clips[step]:
+            dense_idx, keep = substep_frames(idx, substep)
+            t0 = time.perf_counter()
+            res = track_substep(tracker, v.frames[dense_idx], queries, keep)
+            times.append(time.perf_counter() - t0)
+            preds.append(res.tracks)
+            pvis.append(res.visibility)
+        p_t, p_v = np.stack(preds), np.stack(pvis)
+        g_t, g_v = (np.stack([gt[k] for gt in truth[step]]) for k in (0, 1))
         m = tapvid_metrics(p_t, p_v, g_t, g_v, image_size=(track.height, track.width))
         static = tapvid_metrics(
             np.broadcast_to(p_t[:, :1], p_t.shape), np.ones_like(p_v), g_t, g_v, image_size=(track.height, track.width)

@@ -299,7 +299,7 @@ def _markdown(r: dict) -> str:
     ]
     for row in v["rows"]:
         lines.append(
-            f"| {row['step']} | {row.get('method', 'direct')} | {row['gt_visible']:.2f} | {row['pred_visible']:.2f} "
+            f"| {row['step']} | {row['method']} | {row['gt_visible']:.2f} | {row['pred_visible']:.2f} "
             f"| {100 * row['delta_avg']:.1f} "
             f"| {100 * row['average_jaccard']:.1f} | {100 * row['occlusion_accuracy']:.1f} |"
         )
