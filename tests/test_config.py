@@ -56,6 +56,11 @@ def test_every_key_is_commented(repo):
         (("synthetic", "write_mp4"), "yes", "'synthetic.write_mp4' must be true or false"),
         (("synthetic", "num_classes"), 3, "'synthetic.num_classes' is 3; accepted values: an integer >= 5 and <= 6"),
         (("synthetic", "max_speed"), -1, "'synthetic.max_speed' is -1.0; accepted values: a number >= 0.0"),
+        (
+            ("synthetic", "shape"),
+            "hexagon",
+            "'synthetic.shape' is 'hexagon'; accepted values: 'random', 'disk', 'square', 'triangle', 'ellipse'",
+        ),
         (("index", "threads"), True, "'index.threads' must be an integer, got bool"),
         (
             ("track", "cotracker", "batch_size"),
