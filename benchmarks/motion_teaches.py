@@ -57,6 +57,11 @@ def main() -> None:
     parser.add_argument("--trackers", nargs="+", default=["ground_truth", "lk"], choices=["ground_truth", "lk"])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--set", action="append", default=[], help="config override section.key=value (YAML)")
+    parser.add_argument(
+        "--labelled",
+        action="store_true",
+        help="also train and score the labelled reference (the start with labels on every face)",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="keep data, caches and runs here")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument("--name", default="motion_teaches", help="results file name")
@@ -74,7 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mosic-motion-") as tmp:
         work = args.workdir or Path(tmp)
         study = run_study(cfg, work, trackers=args.trackers, seeds=args.seeds, variants=args.variants,
-                          name=args.name, log=lambda line: print(line, flush=True))  # fmt: skip
+                          name=args.name, labelled=args.labelled, log=lambda line: print(line, flush=True))  # fmt: skip
     scores, pre = study["scores"], study["pretrain"]
     rows, verdict = summarize(scores, args.trackers, args.variants, args.seeds)
     res = {
@@ -90,6 +95,9 @@ def main() -> None:
             "synthetic": dataclasses.asdict(cfg.synthetic),
         },  # fmt: skip
         "pretrain": {k: pre[k] for k in ("val_patch_accuracy", "final_loss", "steps")} if pre else None,
+        "labelled": {k: study["labelled"][k] for k in ("val_patch_accuracy", "final_loss", "steps", "split")}
+        if "labelled" in study
+        else None,
         "scores": {k: {m: round(v, 2) for m, v in s.items()} for k, s in scores.items()},
         "rows": rows,
         "verdict": verdict,
@@ -128,7 +136,10 @@ def markdown(res: dict[str, Any]) -> str:
     for r in res["rows"]:
         cells = [f"{r[f'd_{m}']:+.1f} (" + ", ".join(f"{d:+.1f}" for d in r[f"d_{m}_seeds"]) + ")"
                  for m in ("same", "cross", "objects", "linking")]  # fmt: skip
-        runs = [res["scores"][f"{r['tracker']}/{r['variant']}_s{seed}"] for seed in s["seeds"]]
+        keys = [f"{r['tracker']}/{r['variant']}_s{seed}" for seed in s["seeds"]]
+        if r["tracker"] == "labels":
+            keys = ["labelled"]
+        runs = [res["scores"][k] for k in keys]
         own = sum(x["link_own"] for x in runs) / len(runs)
         context = sum(x["link_context"] for x in runs) / len(runs)
         lines.append(f"| {r['tracker']} | {r['variant']} | " + " | ".join(cells) + f" | {own:.1f} | {context:.1f} |")
@@ -142,6 +153,16 @@ def markdown(res: dict[str, Any]) -> str:
         "background to tell apart, unlike cross-view Hummingbird).",
         "",
     ]
+    if res.get("labelled"):
+        lab = res["labelled"]
+        lines += [
+            f"Row `labels / labelled`: the labelled reference, the same start trained for {lab['steps']} steps (as "
+            f"many as a video run; {s['pretrain']['batch_size']} images each) with class labels on images whose "
+            "objects show every face (split `train`): what the backbone reaches in that budget when labels say "
+            f"outright that the faces belong together (patch accuracy after it {lab['val_patch_accuracy']}). It "
+            "is not a control and has no seeds; its change calibrates how far each protocol can move.",
+            "",
+        ]
     for tracker, v in res["verdict"].items():
         lines.append(
             f"- {tracker}: target (tracked run >= +3 over its start and every control on cross-view in every seed, "

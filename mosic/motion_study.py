@@ -13,7 +13,11 @@ configuration):
    from train) and cross-view Hummingbird (memory from ``train_face<a>``, queries ``val_face<b>``, both directions
    averaged), and :func:`face_linking` on the training videos: how much more a turning object's two faces resemble
    each other than they resemble another object's faces in the same video (what tracks can teach and a static
-   point cannot; the clip's shared context counts for both).
+   point cannot; the clip's shared context counts for both);
+5. optionally (``labelled=True``) the labelled reference: the start trained with class labels on images whose
+   objects show every face (split ``train``), for as many steps as a video run, scored the same way. Labels say
+   outright what motion has to discover, so its change against the start calibrates the protocols: how far the
+   backbone can move in that budget when it is told that the faces belong together.
 
 Everything already in the folder (data, index, start, track caches, finished runs) is reused, so a study can be
 extended run by run. Runs live in ``<work>/runs/<name>/<tracker>/<variant>_s<seed>``.
@@ -190,14 +194,18 @@ def run_study(
     name: str = "study",
     same: bool = True,
     linking: bool = True,
+    labelled: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the study (module docstring) in `work`; returns ``{"scores": {"start_s<seed>" |
     "<tracker>/<variant>_s<seed>": score_model(...)}, "pretrain": the pretrained start's record or None}`` (a seed's
     start is the backbone its runs began from: the pretrained start, or the seed's random initialisation).
-    ``same=False`` scores cross-view only; ``linking=False`` leaves :func:`face_linking` out."""
+    ``same=False`` scores cross-view only; ``linking=False`` leaves :func:`face_linking` out; ``labelled=True`` adds
+    ``scores["labelled"]`` and ``"labelled"``: the labelled reference's record (module docstring, step 5)."""
     if cfg.dataset.kind != "synthetic" or cfg.synthetic.faces < 2:
         raise ValueError("the motion study needs dataset.kind: synthetic with synthetic.faces >= 2")
+    if labelled and (cfg.train.init != "pretrain" or not seeds or not variants):
+        raise ValueError("the labelled reference needs train.init: pretrain and at least one seed and variant")
     work.mkdir(parents=True, exist_ok=True)
     data, voc = work / "data", work / "data" / "voc"
     videos = data / "ytvos" if linking else None
@@ -219,6 +227,7 @@ def run_study(
                          faces=cfg.synthetic.faces, provenance=prov)  # fmt: skip
         pre = json.loads((start.parent / "pretrain.json").read_text())
     scores: dict[str, dict[str, float]] = {}
+    total_steps = 0
     for tracker in trackers:
         tcfg = dataclasses.replace(cfg, track=dataclasses.replace(cfg.track, tracker=tracker))
         shards = []
@@ -234,7 +243,8 @@ def run_study(
                 key = f"{tracker}/{variant}_s{seed}"
                 run = work / "runs" / name / key
                 tc = run_train_config(cfg, pretrain_backbone=str(start) if start else None)
-                train(tc, RunSpec(variant=variant, seed=seed), shards, run, provenance=prov)
+                trained = train(tc, RunSpec(variant=variant, seed=seed), shards, run, provenance=prov)
+                total_steps = trained["total_steps"]
                 begin = f"start_s{seed}"
                 if begin not in scores:  # every run of a seed starts from the same backbone, which it exported
                     done = [v for k, v in scores.items() if k.startswith("start_s")]
@@ -247,7 +257,18 @@ def run_study(
                     log(f"{begin} {_short(scores[begin])}")
                 scores[key] = score_model(run / "backbone.safetensors", cfg, voc, same=same, videos=videos)
                 log(f"{key} {_short(scores[key])}")
-    return {"scores": scores, "pretrain": pre}
+    out: dict[str, Any] = {"scores": scores, "pretrain": pre}
+    if labelled:
+        path = work / "labelled" / f"steps_{total_steps}" / "backbone.safetensors"
+        if not path.exists():
+            log(f"training the labelled reference: {total_steps} steps with labels on every face ...")
+            run_pretrain(dataclasses.replace(cfg.pretrain, steps=total_steps), voc, path, model=cfg.train.model,
+                         input_size=cfg.train.input_size, faces=cfg.synthetic.faces, provenance=prov, split="train",
+                         init=start)  # fmt: skip
+        out["labelled"] = json.loads((path.parent / "pretrain.json").read_text())
+        scores["labelled"] = score_model(path, cfg, voc, same=same, videos=videos)
+        log(f"labelled {_short(scores['labelled'])}")
+    return out
 
 
 def _short(score: dict[str, float]) -> str:
@@ -256,20 +277,23 @@ def _short(score: dict[str, float]) -> str:
 
 def summarize(scores: dict[str, dict[str, float]], trackers: Sequence[str], variants: Sequence[str],
               seeds: Sequence[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
-    """Per tracker and variant, the change against the start (mean and per seed) on both metrics, and per tracker
+    """Per tracker and variant (and the labelled reference, tracker ``labels``, when scored), the change against the
+    start (mean and per seed) on every metric, and per tracker
     the verdict: the tracked run beats its start and every control by >= 3 points on cross-view in every seed, and
     loses <= 1 point on the standard protocol."""
     rows = []
-    for tracker in trackers:
-        for variant in variants:
-            row: dict[str, Any] = {"tracker": tracker, "variant": variant}
-            for metric in ("same", "cross", "objects", "linking"):
-                if metric not in scores[f"start_s{seeds[0]}"]:
-                    continue
-                deltas = [scores[f"{tracker}/{variant}_s{s}"][metric] - scores[f"start_s{s}"][metric] for s in seeds]
-                row[f"d_{metric}"] = round(statistics.mean(deltas), 2)
-                row[f"d_{metric}_seeds"] = [round(d, 2) for d in deltas]
-            rows.append(row)
+    runs = [(t, v, [f"{t}/{v}_s{s}" for s in seeds]) for t in trackers for v in variants]
+    if "labelled" in scores:  # one reference from the shared start, against every seed's (equal) start
+        runs.append(("labels", "labelled", ["labelled"] * len(seeds)))
+    for tracker, variant, keys in runs:
+        row: dict[str, Any] = {"tracker": tracker, "variant": variant}
+        for metric in ("same", "cross", "objects", "linking"):
+            if metric not in scores[f"start_s{seeds[0]}"]:
+                continue
+            deltas = [scores[k][metric] - scores[f"start_s{s}"][metric] for k, s in zip(keys, seeds, strict=True)]
+            row[f"d_{metric}"] = round(statistics.mean(deltas), 2)
+            row[f"d_{metric}_seeds"] = [round(d, 2) for d in deltas]
+        rows.append(row)
     verdict = {}
     for tracker in trackers:
         mine = {r["variant"]: r for r in rows if r["tracker"] == tracker}

@@ -34,7 +34,7 @@ from mosic.evaluate.base import SegmentationSet
 from mosic.evaluate.datasets import image_dataset
 from mosic.fsutil import write_text_atomic
 from mosic.model.backbone import build_backbone, patch_tokens
-from mosic.model.export import export_backbone
+from mosic.model.export import export_backbone, load_backbone_weights
 
 __all__ = ["run_pretrain", "patch_labels"]
 
@@ -102,6 +102,8 @@ def run_pretrain(
     input_size: int,
     faces: int,
     provenance: dict[str, Any],
+    split: str | None = None,
+    init: str | Path | None = None,
 ) -> dict[str, Any]:
     """Pretrain `model` on the labelled images of face ``cfg.face`` and export its backbone to `out_path`.
 
@@ -112,14 +114,22 @@ def run_pretrain(
         out_path: the exported ``.safetensors`` backbone; ``pretrain.json`` goes beside it.
         faces: ``synthetic.faces``; accuracy is reported on the validation images of every face.
         provenance: config, version and git sha, stored with the export.
+        split: the labelled training split instead of ``train_face<cfg.face>``; ``"train"`` shows each object on a
+            random face, so the labels say that every face of a class is that class (the motion study's labelled
+            reference: what labels teach where motion should).
+        init: continue from this exported backbone instead of a fresh initialisation (the head starts fresh).
 
     Returns:
         The record of ``pretrain.json``: losses, accuracy per face, settings.
     """
     out_path = Path(out_path)
     torch.manual_seed(cfg.seed)
-    data = image_dataset("synthetic", voc_root, f"train_face{cfg.face}" if faces > 1 else "train")
+    if split is None:
+        split = f"train_face{cfg.face}" if faces > 1 else "train"
+    data = image_dataset("synthetic", voc_root, split)
     backbone = build_backbone(model, pretrained=False, input_size=input_size)
+    if init is not None:
+        load_backbone_weights(backbone, init, model_name=model)
     head = nn.Linear(backbone.num_features, data.num_classes)
     matrices = [p for p in backbone.parameters() if p.ndim >= 2] + [head.weight]
     vectors = [p for p in backbone.parameters() if p.ndim < 2] + [head.bias]  # biases, norms: no weight decay
@@ -128,8 +138,8 @@ def run_pretrain(
     rng = np.random.default_rng(cfg.seed)
     order: list[int] = []
     losses = []
-    logger.info("pretraining %s on %d images of face %d: %d steps of %d", model, len(data), cfg.face,
-                cfg.steps, cfg.batch_size)  # fmt: skip
+    logger.info("pretraining %s%s on %d images of split %s: %d steps of %d", model, f" from {init}" if init else "",
+                len(data), split, cfg.steps, cfg.batch_size)  # fmt: skip
     for step in range(cfg.steps):
         for g in optimizer.param_groups:
             g["lr"] = cfg.lr * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
@@ -152,14 +162,14 @@ def run_pretrain(
             logger.info("pretrain step %d/%d loss %.4f", step + 1, cfg.steps, losses[-1])
     accuracy = {}
     for face in range(faces):
-        split = f"val_face{face}" if faces > 1 else "val"
-        accuracy[f"face{face}"] = patch_accuracy(
-            backbone, head, image_dataset("synthetic", voc_root, split), input_size
-        )
+        val = image_dataset("synthetic", voc_root, f"val_face{face}" if faces > 1 else "val")
+        accuracy[f"face{face}"] = patch_accuracy(backbone, head, val, input_size)
     record = {
         "steps": cfg.steps,
         "images": len(data),
         "face": cfg.face,
+        "split": split,
+        "init": str(init) if init is not None else None,
         "final_loss": round(float(np.mean(losses[-10:])), 4),
         "val_patch_accuracy": accuracy,
         "pretrain": to_dict(cfg),
@@ -169,5 +179,5 @@ def run_pretrain(
     export_backbone(backbone, out_path, model_name=model, input_size=input_size,
                     meta={**provenance, "pretrain": record})  # fmt: skip
     write_text_atomic(out_path.with_name("pretrain.json"), json.dumps({**record, "provenance": provenance}, indent=2))
-    logger.info("pretrained start: patch accuracy %s (face %d labelled)", accuracy, cfg.face)
+    logger.info("pretrained start: patch accuracy %s (split %s labelled)", accuracy, split)
     return record

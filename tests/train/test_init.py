@@ -1,5 +1,6 @@
 """Where training starts (train.init: random / timm / pretrain / a .safetensors path) and the transposed control."""
 
+import dataclasses
 import json
 
 import pytest
@@ -61,6 +62,33 @@ def test_pretrain_learns_the_labelled_face_and_exports_a_start(tmp_path, faces_d
     net = loop.build_net(tiny_cfg(input_size=48, init=str(out)), RUN, loop.PRESETS["default"])
     for k, v in model.state_dict().items():
         assert torch.equal(net.backbone.state_dict()[k], v), k
+
+
+def test_labelled_reference_continues_from_the_start_on_every_face(tmp_path, faces_data):
+    """run_pretrain(split="train", init=start): the motion study's labelled reference. It starts from the given
+    backbone (one step at a negligible rate leaves it where it was; a fresh initialisation would be far away) and its
+    labels cover the other face too."""
+    voc = faces_data / "voc"
+    start = tmp_path / "start" / "backbone.safetensors"
+    cfg = PretrainConfig(face=0, steps=40, batch_size=8, lr=0.003, seed=0)
+    begun = run_pretrain(cfg, voc, start, model="test_vit", input_size=48, faces=2, provenance={})
+    assert begun["split"] == "train_face0" and begun["init"] is None
+
+    still = tmp_path / "still" / "backbone.safetensors"
+    record = run_pretrain(dataclasses.replace(cfg, steps=1, lr=1e-9), voc, still, model="test_vit", input_size=48,
+                          faces=2, provenance={}, split="train", init=start)  # fmt: skip
+    assert record["split"] == "train" and record["init"] == str(start) and record["images"] == 24
+    a, b = load_exported(start).state_dict(), load_exported(still).state_dict()
+    for k, v in a.items():
+        assert torch.allclose(b[k], v, atol=1e-6), k
+
+    # its labelled images show both faces (objects.json records the face of every object of split train)
+    records = json.loads((voc / "objects.json").read_text())["images"]
+    ids = (voc / "ImageSets" / "Segmentation" / "train.txt").read_text().split()
+    assert {o["face"] for i in ids for o in records[i]["objects"]} == {0, 1}
+    with pytest.raises(ExportError, match="no such backbone file"):
+        run_pretrain(cfg, voc, tmp_path / "x.safetensors", model="test_vit", input_size=48, faces=2, provenance={},
+                     init=tmp_path / "missing.safetensors")  # fmt: skip
 
 
 def test_init_path_resamples_the_position_embedding_and_rejects_other_models(tmp_path):
