@@ -15,6 +15,7 @@ from mosic.config import (
     ConfigError,
     evaluate_gpus,
     evaluate_job,
+    labelled_reference_on,
     parse_config,
     protocols_on,
     run_name,
@@ -56,6 +57,9 @@ EVAL_DIR = f"{OUT}/eval"
 MODELS = {
     run_name("start", s): f"{TRAIN_ROOT}/{run_name('mosic', s)}/initial_backbone.safetensors" for s in CFG.runs.seeds
 } | {run: f"{TRAIN_ROOT}/{run}/backbone.safetensors" for run in RUNS}
+# The labelled reference (runs.labelled_steps > 0; made by the labelled rule), compared with the first seed's start.
+LABELLED_BACKBONE = f"{DS}/labelled/backbone.safetensors"
+MODELS |= {run_name("labelled", CFG.runs.seeds[0]): LABELLED_BACKBONE} if labelled_reference_on(CFG) else {}
 _EV = CFG.evaluate
 # The enabled protocols; the cross-view ones only on the synthetic image set with faces (mosic.config.protocols_on).
 PROTOCOLS_ON = protocols_on(CFG)

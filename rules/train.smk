@@ -57,5 +57,30 @@ rule pretrain:
         model=CFG.train.model,
         input_size=CFG.train.input_size,
         faces=CFG.synthetic.faces,
+        split=None,
+    script:
+        "../scripts/pretrain.py"
+
+
+rule labelled:
+    """The labelled reference (runs.labelled_steps): the start trained further with class labels on images whose
+    objects show every face; evaluated beside the runs, it shows how far each protocol moves when told outright."""
+    input:
+        data=SYNTH_DIR,
+        init=PRETRAIN_BACKBONE,
+        code=code_inputs("scripts/pretrain.py"),
+    output:
+        LABELLED_BACKBONE,
+    log:
+        f"{LOGS}/labelled.log",
+    conda:
+        "../envs/train.yaml"
+    params:
+        pretrain_cfg={**section("pretrain"), "steps": CFG.runs.labelled_steps},
+        model=CFG.train.model,
+        input_size=CFG.train.input_size,
+        faces=CFG.synthetic.faces,
+        # split train: each object shows a random face, so the labels cover every face of a class
+        split="train",
     script:
         "../scripts/pretrain.py"

@@ -11,6 +11,7 @@ from mosic.config import (
     Config,
     ConfigError,
     config_hash,
+    labelled_reference_on,
     parse_config,
     section_from_dict,
     to_dict,
@@ -195,9 +196,14 @@ def test_run_spec_sets_seed_and_track_source(default_config_dict):
 @pytest.mark.parametrize(
     ("runs", "message"),
     [
-        ({"seeds": [], "controls": []}, "'runs.seeds' must be a non-empty list"),
-        ({"seeds": [0, 0], "controls": []}, "'runs.seeds' lists a value twice"),
-        ({"seeds": [0], "controls": ["frozen"]}, "'runs.controls[0]' is 'frozen'; accepted values: 'shuffled'"),
+        ({"seeds": [], "controls": [], "labelled_steps": 0}, "'runs.seeds' must be a non-empty list"),
+        ({"seeds": [0, 0], "controls": [], "labelled_steps": 0}, "'runs.seeds' lists a value twice"),
+        (
+            {"seeds": [0], "controls": ["frozen"], "labelled_steps": 0},
+            "'runs.controls[0]' is 'frozen'; accepted values: 'shuffled'",
+        ),
+        ({"seeds": [0], "controls": [], "labelled_steps": -1}, "'runs.labelled_steps' is -1; accepted values"),
+        ({"seeds": [0], "controls": []}, "missing config key 'runs.labelled_steps'"),
     ],
 )
 def test_runs_section_is_checked(default_config_dict, runs, message):
@@ -207,8 +213,23 @@ def test_runs_section_is_checked(default_config_dict, runs, message):
 
 
 def test_runs_controls_may_be_empty(default_config_dict):
-    default_config_dict["runs"] = {"seeds": [0], "controls": []}
+    default_config_dict["runs"] = {"seeds": [0], "controls": [], "labelled_steps": 0}
     assert parse_config(default_config_dict).runs.controls == []
+
+
+@pytest.mark.parametrize(
+    ("override", "on"),
+    [
+        ({}, True),  # the demo
+        ({"train": {"init": "random"}}, False),  # nothing of its own to continue
+        ({"synthetic": {"faces": 1}}, False),  # every image already shows the one face
+        ({"runs": {"labelled_steps": 0}}, False),
+    ],
+)
+def test_labelled_reference_only_where_it_applies(default_config_dict, override, on):
+    for section, values in override.items():
+        default_config_dict[section].update(values)
+    assert labelled_reference_on(parse_config(default_config_dict)) is on
 
 
 def test_pretrained_config_merges_over_the_demo(default_config_dict, repo):

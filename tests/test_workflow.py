@@ -106,13 +106,18 @@ def test_tiny_pipeline_outputs(tiny_pipeline):
     assert control["config"]["track_source"] == "static" and control["config"]["seed"] == 0
 
     table = pd.read_csv(tmp_path / "results" / "eval" / "table.csv")
-    assert set(table["model"]) == {"start_s0", "mosic_s0", "static_s0"}
+    assert set(table["model"]) == {"start_s0", "mosic_s0", "static_s0", "labelled_s0"}
     # The tiny config keeps the demo's 2 faces, so the cross-view protocols run too (evaluate.*_xview: auto).
     protocols = {"linear", "clustering", "hummingbird", "videoseg", "hummingbird_xview", "clustering_xview"}
     assert set(table["protocol"]) == protocols
     assert table[table["model"] == "start_s0"]["delta"].abs().max() == 0
     summary = pd.read_csv(tmp_path / "results" / "eval" / "summary.csv")
-    assert set(summary["variant"]) == {"start", "mosic", "static"} and set(summary["seeds"]) == {1}
+    assert set(summary["variant"]) == {"start", "mosic", "static", "labelled"} and set(summary["seeds"]) == {1}
+    # the labelled reference: the start trained 2 more steps with labels on every face, against start_s0
+    labelled = json.loads((ds / "labelled" / "pretrain.json").read_text())
+    assert labelled["split"] == "train" and labelled["steps"] == 2 and labelled["init"].endswith("backbone.safetensors")
+    assert labelled["provenance"]["stage"] == "labelled"
+    assert table[table["model"] == "labelled_s0"]["delta"].notna().all()
     assert (tmp_path / "results" / "eval" / "deltas.png").stat().st_size > 1000
     assert (tmp_path / "results" / "eval" / "examples.png").stat().st_size > 1000  # image | GT | predictions
     result = json.loads((tmp_path / "results" / "eval" / "mosic_s0" / "linear" / "synthetic.json").read_text())

@@ -42,6 +42,7 @@ __all__ = [
     "PROTOCOLS",
     "CROSS_VIEW",
     "cross_view_available",
+    "labelled_reference_on",
     "to_dict",
     "config_hash",
 ]
@@ -344,6 +345,15 @@ class RunsConfig:
         "(row, col), the original code's bug). [] = none.",
         allow_empty=True,
     )
+    labelled_steps: int = _field(
+        "Steps of the labelled reference evaluated beside the runs (model labelled_s<first seed>): the "
+        "image-pretrained start trained further with class labels on images whose objects show every face, a "
+        "calibration of how far each protocol can move when labels say outright what motion has to discover. "
+        "0 = none; made only where it applies (labelled_reference_on: train.init pretrain, synthetic.faces > 1).",
+        ge=0,
+        le=1_000_000,
+        default=0,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -496,6 +506,13 @@ CROSS_VIEW = {"hummingbird_xview": "hummingbird", "clustering_xview": "clusterin
 def cross_view_available(cfg: Config) -> bool:
     """Whether the image set has faces to compare: the synthetic set generated with ``synthetic.faces > 1``."""
     return cfg.evaluate.image_dataset.kind == "synthetic" and cfg.synthetic.faces > 1
+
+
+def labelled_reference_on(cfg: Config) -> bool:
+    """Whether the workflow makes and evaluates the labelled reference: ``runs.labelled_steps > 0`` and a start
+    it can continue on every face (``train.init: pretrain``, so the synthetic set, with ``synthetic.faces > 1``);
+    elsewhere the key is ignored, as a cross-view protocol's ``enabled: auto`` is."""
+    return cfg.runs.labelled_steps > 0 and cfg.train.init == "pretrain" and cfg.synthetic.faces > 1
 
 
 def to_dict(obj: Any) -> Any:

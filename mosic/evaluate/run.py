@@ -239,7 +239,8 @@ def plot_deltas(table: pd.DataFrame, path: str | Path, *, baseline: str = "start
 
     others = table[table["variant"] != baseline]
     labels = sorted({f"{p}\n{m}" for p, m in zip(others["protocol"], others["metric"], strict=True)})
-    variants = sorted(others["variant"].unique(), key=lambda v: (v != "mosic", v))
+    # the tracked run first, then its controls; the labelled reference (a calibration, not a run) last and hatched
+    variants = sorted(others["variant"].unique(), key=lambda v: (v == "labelled", v != "mosic", v))
     fig, ax = plt.subplots(figsize=(max(4, 1.4 * len(labels) + 1), 3.4))
     width = 0.8 / max(len(variants), 1)
     for j, variant in enumerate(variants):
@@ -249,7 +250,8 @@ def plot_deltas(table: pd.DataFrame, path: str | Path, *, baseline: str = "start
             100 * sub.loc[(sub["protocol"] + "\n" + sub["metric"]) == lab, "delta"].to_numpy() for lab in labels
         ]
         means = [d.mean() if len(d) else np.nan for d in per_label]
-        ax.bar(x, means, width, label=variant)
+        style = {"color": "0.75", "hatch": "//", "edgecolor": "0.4"} if variant == "labelled" else {}
+        ax.bar(x, means, width, label=variant, **style)
         for xi, d in zip(x, per_label, strict=True):
             ax.plot([xi] * len(d), d, "o", color="black", markersize=2.5, zorder=3)
     ax.axhline(0, color="black", linewidth=0.8)
