@@ -251,7 +251,7 @@ def plot_deltas(table: pd.DataFrame, path: str | Path, *, baseline: str = "start
         ]
         means = [d.mean() if len(d) else np.nan for d in per_label]
         style = {"color": "0.75", "hatch": "//", "edgecolor": "0.4"} if variant == "labelled" else {}
-        ax.bar(x, means, width, label=variant, **style)
+        ax.bar(x, means, width, label=f"{variant} (reference)" if style else variant, **style)
         for xi, d in zip(x, per_label, strict=True):
             ax.plot([xi] * len(d), d, "o", color="black", markersize=2.5, zorder=3)
     ax.axhline(0, color="black", linewidth=0.8)
