@@ -14,6 +14,7 @@ that needs motion to link an object's two faces, it scores at least CROSS_MARGIN
 The tracked run does not beat its start on cross-view at this size (the demo's open target). CPU, fixed seeds.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,16 @@ def test_tracked_run_beats_every_control(tmp_path):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        study = run_study(parse_config(raw), tmp_path, trackers=["ground_truth"], seeds=[0], linking=False, log=print)
+        study = run_study(parse_config(raw), tmp_path, trackers=["ground_truth"], seeds=[0], linking=False,
+                          labelled=True, log=print)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
+    # the labelled reference: the start trained with labels on every face for as many steps as each run
+    final = json.loads((tmp_path / "runs" / "study" / "ground_truth" / "mosic_s0" / "final.json").read_text())
+    assert study["labelled"]["steps"] == final["total_steps"] and study["labelled"]["split"] == "train"
+    assert set(study["scores"]["labelled"]) == set(study["scores"]["start_s0"])
     scores = {key.split("/")[-1].removesuffix("_s0"): s for key, s in study["scores"].items()}
+    scores.pop("labelled")
     print({run: {k: round(v, 2) for k, v in s.items()} for run, s in scores.items()})
     for control in ("static", "shuffled", "transposed"):
         assert scores["mosic"]["same"] >= scores[control]["same"] + MARGIN, (control, scores)
