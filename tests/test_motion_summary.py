@@ -37,3 +37,15 @@ def test_the_labelled_reference_is_a_row_against_every_seed_start_but_not_a_cont
     assert rows[-1]["d_cross_seeds"] == [0.5, -0.5] and rows[-1]["d_linking_seeds"] == [16.0, 16.0]
     assert set(verdict) == {"ground_truth"} and set(verdict["ground_truth"]["cross_margin_vs_controls"]) == {"static"}
     assert len(summarize(SCORES, ["ground_truth"], ["mosic"], [0, 1])[0]) == 1  # no reference scored: no row
+
+
+def test_every_cross_view_protocol_must_clear_the_margin_and_clustering_must_hold():
+    scores = {k: {**v, "cluster": 20.0, "cross_cluster": 18.0} for k, v in SCORES.items()}
+    rows, verdict = summarize(scores, ["ground_truth"], ["mosic", "static"], [0, 1])
+    assert rows[0]["d_cross_cluster_seeds"] == [0.0, 0.0]
+    assert not verdict["ground_truth"]["target_met"]  # Hummingbird cross-view alone is not enough
+    scores["ground_truth/mosic_s0"]["cross_cluster"], scores["ground_truth/mosic_s1"]["cross_cluster"] = 22.0, 21.5
+    verdict = summarize(scores, ["ground_truth"], ["mosic", "static"], [0, 1])[1]["ground_truth"]
+    assert verdict["margins_vs_controls"]["cross_cluster"] == {"static": [4.0, 3.5]} and verdict["target_met"]
+    scores["ground_truth/mosic_s1"]["cluster"] = 18.5  # loses 1.5 points of standard clustering in one seed
+    assert not summarize(scores, ["ground_truth"], ["mosic", "static"], [0, 1])[1]["ground_truth"]["target_met"]
