@@ -45,6 +45,8 @@ TITLES = {
     "cross_cluster": "cross-view K-means",
     "objects": "cross-face object retrieval",
     "linking": "face linking",
+    "class_var": "variance share of the class",
+    "image_var": "variance share of the image",
 }
 
 
@@ -166,7 +168,10 @@ def markdown(res: dict[str, Any]) -> str:
         "shares (background, lighting) raises both columns for every run; only the gap is what tracks can teach. "
         "Cross-face object retrieval (`mosic.motion_study.object_retrieval`, percent, both directions averaged): "
         "among object patches only, is the nearest patch of the other face's images of the same class (no "
-        "background to tell apart, unlike cross-view Hummingbird).",
+        "background to tell apart, unlike cross-view Hummingbird). Variance shares "
+        "(`mosic.motion_study.variance_shares`, percent, val images, every token one label covers): how much of the "
+        "standardised features' variance the label under a token explains, and how much the image it comes from; "
+        "K-means groups by whichever dominates.",
         "",
     ]
     if res.get("labelled"):

@@ -62,11 +62,12 @@ __all__ = [
     "run_study",
     "score_model",
     "summarize",
+    "variance_shares",
 ]
 
 VARIANTS = ("mosic", "static", "shuffled", "transposed")
 # score_model's headline metrics, in the order reported; the cross-view ones are CROSS_VIEW, the standard ones STANDARD
-METRICS = ("same", "cluster", "cross", "cross_cluster", "objects", "linking")
+METRICS = ("same", "cluster", "cross", "cross_cluster", "objects", "linking", "class_var", "image_var")
 CROSS_VIEW = ("cross", "cross_cluster")
 STANDARD = ("same", "cluster")
 
@@ -167,13 +168,48 @@ def object_retrieval(extractor: Callable[[np.ndarray], Tensor], memory: Any, que
     return 100 * statistics.mean(hits)
 
 
+def variance_shares(extractor: Callable[[np.ndarray], Tensor], dataset: Any, *,
+                    coverage: float = 0.75) -> dict[str, float]:  # fmt: skip
+    """How the features' variance splits, in percent: over every patch token of `dataset` at least `coverage`
+    covered by one label (background included, the ignore label left out), each feature standardised, the share of
+    the total variance that the label's means explain (``class``) and that the image's means explain (``image``).
+
+    A backbone whose tokens say what is under them has a high class share; one whose tokens say which image (clip,
+    background, lighting) they come from has a high image share, and K-means then groups by image. `dataset` is an
+    image segmentation set (``len``, ``image(i)``, ``mask(i)``, ``ignore_index``).
+    """
+    feats = extractor(np.stack([dataset.image(i) for i in range(len(dataset))])).float()  # [B, S, S, D]
+    s = feats.shape[1]
+    kept, labels, images = [], [], []
+    for i in range(len(dataset)):
+        blocks = _patch_blocks(dataset.mask(i), s)
+        for c in np.unique(blocks):
+            if c == dataset.ignore_index:
+                continue
+            rows, cols = np.nonzero((blocks == c).mean(-1) >= coverage)
+            kept.append(feats[i, rows, cols])
+            labels.append(torch.full((len(rows),), int(c)))
+            images.append(torch.full((len(rows),), i))
+    x = torch.cat(kept).double()
+    x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
+    total = float((x**2).sum())
+
+    def explained(groups: Tensor) -> float:
+        ids, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        means = torch.zeros(len(ids), x.shape[1], dtype=x.dtype).index_add_(0, inverse, x) / counts[:, None]
+        return 100 * float((counts[:, None] * means**2).sum()) / total
+
+    return {"class": explained(torch.cat(labels)), "image": explained(torch.cat(images))}
+
+
 def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = True,
                 videos: Path | None = None) -> dict[str, float]:  # fmt: skip
     """Hummingbird mIoU in points: ``same`` (train -> val; left out with ``same=False``) and ``cross`` (mean over
     ``train_face a -> val_face b``, a != b, each direction also under ``cross_<a>to<b>``); the same directions'
     :func:`object_retrieval` (percent) under ``objects`` (mean) and ``objects_<a>to<b>``; K-means with K = the
     classes (Hungarian), mIoU in points: ``cluster`` on the val split (left out with ``same=False``) and
-    ``cross_cluster``, :func:`mosic.evaluate.clustering.cluster_xview` over every face's val images; with `videos`
+    ``cross_cluster``, :func:`mosic.evaluate.clustering.cluster_xview` over every face's val images;
+    :func:`variance_shares` of the val images under ``class_var`` and ``image_var`` (percent); with `videos`
     (the training videos), also :func:`face_linking`'s values under ``link_own``, ``link_context`` and
     ``linking``."""
     ev = cfg.evaluate
@@ -208,6 +244,8 @@ def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = 
         out["cluster"] = 100 * overcluster(val, clusters, k_classes)["k"][val.num_classes]["miou"]
     val_faces = [image_dataset("synthetic", voc, f"val_face{f}") for f in range(faces)]
     out["cross_cluster"] = 100 * cluster_xview(val_faces, clusters, ev.clustering)["miou"]
+    shares = variance_shares(clusters, image_dataset("synthetic", voc, "val"))
+    out["class_var"], out["image_var"] = shares["class"], shares["image"]
     return out
 
 
