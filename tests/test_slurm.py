@@ -25,10 +25,10 @@ TINY = REPO / "tests" / "workflow" / "config.yaml"
 PROFILES = ("--profile", str(REPO / "profiles" / "slurm"), "--profile", str(REPO / "profiles" / "ci-slurm"))
 # The GPU request exercises the fake gres; train keeps a memory request that fits the CI node.
 SET_RESOURCES = ("--set-resources", "track_shard:gpu=1", "train:mem_mb=2000", "train:runtime=10")
-# Merged over the tiny config: no control run, one image and one video protocol, no cross-view protocol
-# (every rule still runs).
+# Merged over the tiny config: no control run, no labelled reference, one image and one video protocol, no
+# cross-view protocol (every other rule still runs).
 SMALLER = (
-    "runs: {controls: []}\nevaluate: {clustering: {enabled: false}, hummingbird: {enabled: false},"
+    "runs: {controls: [], labelled_steps: 0}\nevaluate: {clustering: {enabled: false}, hummingbird: {enabled: false},"
     " hummingbird_xview: {enabled: false}, clustering_xview: {enabled: false}}\n"
 )
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+)")
