@@ -188,7 +188,7 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(
             f"- {tracker}: target (tracked run >= +3 over its start and every control on every cross-view protocol "
             f"in every seed, >= -1 on the standard ones) **{'met' if v['target_met'] else 'not met'}**; margins over "
-            f"the controls per seed: {v.get('margins_vs_controls', v['cross_margin_vs_controls'])}."
+            f"the controls per seed: {v['margins_vs_controls']}."
         )
     lines += ["", f"Wall time {res['wall_s']:.0f} s on {res['machine']['cpu_count']} CPUs.", ""]
     return "\n".join(lines)

@@ -53,9 +53,9 @@ from mosic.train.loop import train
 from mosic.train.pretrain import run_pretrain
 
 __all__ = [
-    "CROSS_VIEW",
+    "CROSS_METRICS",
     "METRICS",
-    "STANDARD",
+    "STANDARD_METRICS",
     "VARIANTS",
     "face_linking",
     "object_retrieval",
@@ -66,10 +66,10 @@ __all__ = [
 ]
 
 VARIANTS = ("mosic", "static", "shuffled", "transposed")
-# score_model's headline metrics, in the order reported; the cross-view ones are CROSS_VIEW, the standard ones STANDARD
+# score_model's headline metrics in the order reported; the cross-view ones and the standard protocols' ones
 METRICS = ("same", "cluster", "cross", "cross_cluster", "objects", "linking", "class_var", "image_var")
-CROSS_VIEW = ("cross", "cross_cluster")
-STANDARD = ("same", "cluster")
+CROSS_METRICS = ("cross", "cross_cluster")
+STANDARD_METRICS = ("same", "cluster")
 
 
 def _patch_blocks(mask: np.ndarray, grid: int) -> np.ndarray:
@@ -131,24 +131,30 @@ def face_linking(extractor: FeatureExtractor, videos: Path, *, coverage: float =
     return out
 
 
-def _object_patches(extractor: Callable[[np.ndarray], Tensor], dataset: Any,
-                    coverage: float) -> tuple[Tensor, np.ndarray]:  # fmt: skip
-    """Unit-norm features [M, D] and class ids [M] of the patch tokens at least `coverage` covered by one object
-    class (background 0 and the ignore label left out) over every image of `dataset`."""
-    feats = extractor(np.stack([dataset.image(i) for i in range(len(dataset))]))  # [B, S, S, D]
+def _labelled_tokens(feats: Tensor, dataset: Any, coverage: float, *,
+                     background: bool) -> tuple[Tensor, np.ndarray, np.ndarray]:  # fmt: skip
+    """The patch tokens of `feats` ([B, S, S, D], the features of every image of `dataset`) at least `coverage`
+    covered by one label, the ignore label left out and background 0 too unless `background`: tokens [M, D], their
+    labels [M] and image indices [M]."""
     s = feats.shape[1]
-    kept, labels = [], []
+    kept, labels, images = [], [], []
     for i in range(len(dataset)):
         blocks = _patch_blocks(dataset.mask(i), s)
         for c in np.unique(blocks):
-            if c == 0 or c == dataset.ignore_index:
+            if c == dataset.ignore_index or (c == 0 and not background):
                 continue
             rows, cols = np.nonzero((blocks == c).mean(-1) >= coverage)
             kept.append(feats[i, rows, cols])
             labels.append(np.full(len(rows), int(c)))
+            images.append(np.full(len(rows), i))
     if not sum(len(x) for x in labels):
-        raise ValueError(f"{dataset!r} has no patch at least {coverage:.0%} covered by one object class")
-    return F.normalize(torch.cat(kept), dim=-1), np.concatenate(labels)
+        raise ValueError(f"{dataset!r} has no patch at least {coverage:.0%} covered by one "
+                         f"{'label' if background else 'object class'}")  # fmt: skip
+    return torch.cat(kept), np.concatenate(labels), np.concatenate(images)
+
+
+def _images(dataset: Any) -> np.ndarray:
+    return np.stack([dataset.image(i) for i in range(len(dataset))])
 
 
 def object_retrieval(extractor: Callable[[np.ndarray], Tensor], memory: Any, queries: Any, *,
@@ -161,8 +167,9 @@ def object_retrieval(extractor: Callable[[np.ndarray], Tensor], memory: Any, que
     the other face of a class lands near its own class (memory ``train_face<a>``, queries ``val_face<b>``).
     `memory` and `queries` are image segmentation sets (``len``, ``image(i)``, ``mask(i)``, ``ignore_index``).
     """
-    memory_feats, memory_labels = _object_patches(extractor, memory, coverage)
-    query_feats, query_labels = _object_patches(extractor, queries, coverage)
+    memory_feats, memory_labels, _ = _labelled_tokens(extractor(_images(memory)), memory, coverage, background=False)
+    query_feats, query_labels, _ = _labelled_tokens(extractor(_images(queries)), queries, coverage, background=False)
+    memory_feats, query_feats = F.normalize(memory_feats, dim=-1), F.normalize(query_feats, dim=-1)
     nearest = memory_labels[(query_feats @ memory_feats.T).argmax(1).numpy()]
     hits = [float(np.mean(nearest[query_labels == c] == c)) for c in np.unique(query_labels)]
     return 100 * statistics.mean(hits)
@@ -178,28 +185,17 @@ def variance_shares(extractor: Callable[[np.ndarray], Tensor], dataset: Any, *,
     background, lighting) they come from has a high image share, and K-means then groups by image. `dataset` is an
     image segmentation set (``len``, ``image(i)``, ``mask(i)``, ``ignore_index``).
     """
-    feats = extractor(np.stack([dataset.image(i) for i in range(len(dataset))])).float()  # [B, S, S, D]
-    s = feats.shape[1]
-    kept, labels, images = [], [], []
-    for i in range(len(dataset)):
-        blocks = _patch_blocks(dataset.mask(i), s)
-        for c in np.unique(blocks):
-            if c == dataset.ignore_index:
-                continue
-            rows, cols = np.nonzero((blocks == c).mean(-1) >= coverage)
-            kept.append(feats[i, rows, cols])
-            labels.append(torch.full((len(rows),), int(c)))
-            images.append(torch.full((len(rows),), i))
-    x = torch.cat(kept).double()
+    tokens, labels, images = _labelled_tokens(extractor(_images(dataset)), dataset, coverage, background=True)
+    x = tokens.double()
     x = (x - x.mean(0)) / x.std(0).clamp_min(1e-6)
     total = float((x**2).sum())
 
-    def explained(groups: Tensor) -> float:
-        ids, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+    def explained(groups: np.ndarray) -> float:
+        ids, inverse, counts = torch.unique(torch.from_numpy(groups), return_inverse=True, return_counts=True)
         means = torch.zeros(len(ids), x.shape[1], dtype=x.dtype).index_add_(0, inverse, x) / counts[:, None]
         return 100 * float((counts[:, None] * means**2).sum()) / total
 
-    return {"class": explained(torch.cat(labels)), "image": explained(torch.cat(images))}
+    return {"class": explained(labels), "image": explained(images)}
 
 
 def score_model(model_path: str | Path, cfg: Config, voc: Path, *, same: bool = True,
@@ -344,8 +340,8 @@ def summarize(scores: dict[str, dict[str, float]], trackers: Sequence[str], vari
               seeds: Sequence[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """Per tracker and variant (and the labelled reference, tracker ``labels``, when scored), the change against the
     start (mean and per seed) on every metric of :data:`METRICS` scored, and per tracker the verdict: the tracked
-    run beats its start and every control by >= 3 points on every cross-view protocol scored (:data:`CROSS_VIEW`)
-    in every seed, and loses <= 1 point on every standard one (:data:`STANDARD`)."""
+    run beats its start and every control by >= 3 points on every cross-view protocol scored (:data:`CROSS_METRICS`)
+    in every seed, and loses <= 1 point on every standard one (:data:`STANDARD_METRICS`)."""
     rows = []
     runs = [(t, v, [f"{t}/{v}_s{s}" for s in seeds]) for t in trackers for v in variants]
     if "labelled" in scores:  # one reference from the shared start, against every seed's (equal) start
@@ -365,8 +361,8 @@ def summarize(scores: dict[str, dict[str, float]], trackers: Sequence[str], vari
         if "mosic" not in mine:
             continue
         m = mine["mosic"]
-        cross = [k for k in CROSS_VIEW if f"d_{k}_seeds" in m]
-        standard = [k for k in STANDARD if f"d_{k}_seeds" in m]
+        cross = [k for k in CROSS_METRICS if f"d_{k}_seeds" in m]
+        standard = [k for k in STANDARD_METRICS if f"d_{k}_seeds" in m]
         margins = {k: {v: [round(a - b, 2) for a, b in zip(m[f"d_{k}_seeds"], r[f"d_{k}_seeds"], strict=True)]
                        for v, r in mine.items() if v != "mosic"} for k in cross}  # fmt: skip
         verdict[tracker] = {
