@@ -86,7 +86,9 @@ def _av_errors() -> tuple[type[BaseException], ...]:
 
 def frame_orientation(frame: av.VideoFrame) -> int:
     """The EXIF orientation code of a decoded frame's display matrix side data (1 when it has none)."""
-    for side in frame.side_data:
+    sides = frame.side_data
+    for entry in sides:  # PyAV up to 18.1.0 yields the side data, 18.1.1 on their types (keys of a mapping)
+        side = entry if hasattr(entry, "type") else sides[entry]
         if side.type.name == "DISPLAYMATRIX":
             return orientation_from_display_matrix(np.frombuffer(bytes(side), dtype=np.int32))
     return 1
