@@ -55,7 +55,7 @@ part "update ViT-S/14, 8 clips, teacher 4 frames" 90 \
     --tag b8_t4 --out "$parts"
 workers=(0 8 14)
 [ "$dev" = cpu ] && workers=(0)
-part "loader into GPU memory" 150 python benchmarks/loader.py --device "$dev" --workers "${workers[@]}" --runs 3 --out "$parts"
+part "loader into GPU memory" 180 python benchmarks/loader.py --device "$dev" --workers "${workers[@]}" --runs 3 --out "$parts"
 part "CoTracker3 clips/s at batch 1, 8, 16, 32 (skips without the cotracker package)" 300 \
     python benchmarks/cotracker_batch.py --device "$dev" "${cotracker[@]}" --out "$parts"
 

@@ -17,6 +17,10 @@ DataLoader workers: throughput in clips/s over one epoch of one simulated rank (
   4``, drawn as the training loop draws them), what a training step receives. On the CPU the views are made in
   the training process, which a GPU run leaves to the GPU.
 
+With workers, each row runs twice: workers write their batches into the loader's shared-memory slot pool and send
+the slot (``slots``, the default of :func:`make_loader`), or send the batch's tensors (``tensors``, the loader before:
+a new shared-memory segment per tensor and batch), side by side.
+
 Variants at 256 -> 224: the student's photometric augmentation (frame 0), and photometric + the student's view
 of every frame the step uses (symmetric loss; 0 and 2 workers); at 128 -> 128 (the demo's settings) photometric too.
 Every item holds only its step's 4 frames (``TrainClips(teacher_frames=4)``, as the training loop builds it);
@@ -31,7 +35,7 @@ made them, so it compares with *loader + views*) and the ratio to it.
 With ``--device cuda`` every batch is also copied into GPU memory (pinned, non-blocking; the epoch ends with a
 synchronisation), only the 256 -> 224 rows run, and the results go to ``loader_cuda.json`` / ``.md``.
 
-Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about a minute on 2 cores.
+Writes ``benchmarks/results/loader.json`` and ``loader.md``. Takes about a minute and a half on 2 cores.
 
 Usage: ``python benchmarks/loader.py [--runs 5] [--device cpu|cuda] [--workers 0 1 2] [--before JSON]
 [--out benchmarks/results]``
@@ -157,6 +161,19 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
         for workers in worker_counts:
             configs.append({"cache": res, "input": size, "workers": workers, "variant": variant, "items": "all"})
 
+    # Workers write into the loader's slot pool (the default); the same rows with the tensors sent as before.
+    for cfg in configs:
+        cfg["send"] = "slots" if cfg["workers"] > 0 else "–"
+    configs = [
+        row
+        for cfg in configs
+        for row in (
+            [cfg, {**cfg, "send": "tensors"}]
+            if cfg["workers"] > 0 and cfg["items"] == "step" and cfg["variant"] != "photometric+student_all"
+            else [cfg]
+        )
+    ]
+
     loaders = []
     for cfg in configs:
         ds = TrainClips(
@@ -174,7 +191,13 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
             teacher_frames=TEACHER_FRAMES if cfg["items"] == "step" else 0,
         )
         loader, sampler = make_loader(
-            ds, batch_size_per_rank=BATCH, workers=cfg["workers"], seed=0, rank=0, world_size=WORLD
+            ds,
+            batch_size_per_rank=BATCH,
+            workers=cfg["workers"],
+            seed=0,
+            rank=0,
+            world_size=WORLD,
+            slots=cfg["send"] != "tensors",
         )
         warm, _ = time_epoch(loader, sampler, ds, epoch=0, device=device, views=True)  # starts the workers
         cfg["first_epoch_s"] = round(warm, 3)
@@ -208,6 +231,7 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
                 "variant": cfg["variant"],
                 "items": cfg["items"],
                 "workers": cfg["workers"],
+                "send": cfg["send"],
                 "clips_per_s": round(rate, 1),
                 "clips_per_s_per_process": round(rate / max(cfg["workers"], 1), 1),
                 "ms_per_clip_per_process": round(1000 * max(cfg["workers"], 1) / rate, 2),
@@ -221,10 +245,17 @@ def run(runs: int, tmp: Path, device: torch.device, worker_counts: list[int]) ->
         none = next(r for r in rows if r["workers"] == worker_counts[0] and _key(r) == _key(row))
         row["x_workers_0"] = round(row["clips_per_s"] / none["clips_per_s"], 2)
         row["views_x_workers_0"] = round(row["views_clips_per_s"] / none["views_clips_per_s"], 2)
-        whole = next((r for r in rows if r["workers"] == row["workers"] and _key(r) == (*_key(row)[:3], "all")), None)
+        same = [r for r in rows if r["workers"] == row["workers"] and r["send"] in (row["send"], "–")]
+        whole = next((r for r in same if _key(r) == (*_key(row)[:3], "all")), None)
         if row["items"] == "step" and whole is not None:  # against items of every frame, same configuration
             row["x_all_items"] = round(row["clips_per_s"] / whole["clips_per_s"], 2)
             row["views_x_all_items"] = round(row["views_clips_per_s"] / whole["views_clips_per_s"], 2)
+        sent = next(
+            (r for r in rows if (r["workers"], r["send"], _key(r)) == (row["workers"], "tensors", _key(row))), None
+        )
+        if row["send"] == "slots" and sent is not None:  # the slot pool against sending the tensors
+            row["x_tensors"] = round(row["clips_per_s"] / sent["clips_per_s"], 2)
+            row["views_x_tensors"] = round(row["views_clips_per_s"] / sent["views_clips_per_s"], 2)
     reads = {str(res): round(statistics.median(64 / s for rr, s in read_times if rr == res), 1) for res in stores}
     return {
         "benchmark": "loader",
@@ -267,7 +298,10 @@ def markdown(res: dict) -> str:
         "the training loop's loader), `all` = every frame (the loader before). *loader*: the loader's batches "
         "moved to the device; *+ views*: and the views of the 4 frames a step uses made there, as the training "
         "loop makes them (DeviceTransform; on the CPU in the training process). × w0: against the same row with "
-        "no workers; × all: a `step` row against the same row with `all` items."
+        "no workers; × all: a `step` row against the same row with `all` items. *send*: `slots` = workers write "
+        "their batches into the loader's shared-memory slot pool and send the slot (the default), `tensors` = "
+        "they send the batch's tensors (a new shared-memory segment each, the loader before); × tensors: a "
+        "`slots` row against the same row with `tensors`."
         + (
             " *before*: the earlier run of this benchmark given with --before, whose loader made the views in the "
             "worker (or the training process with no workers) and sent them as float32; after / before compares "
@@ -276,17 +310,19 @@ def markdown(res: dict) -> str:
             else ""
         ),
         "",
-        "| cache px | input px | variant | items | workers | loader clips/s | × w0 | × all | + views clips/s | × w0 "
-        "| × all | before clips/s | after / before | first epoch s |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| cache px | input px | variant | items | workers | send | loader clips/s | × w0 | × all | × tensors "
+        "| + views clips/s | × w0 | × all | × tensors | before clips/s | after / before | first epoch s |",
+        "|---:|---:|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
         before = f"{r['before_clips_per_s']:.0f} | {r['views_x_before']:.2f}" if "before_clips_per_s" in r else "– | –"
-        x_all = (f"{r[k]:.2f}" if k in r else "–" for k in ("x_all_items", "views_x_all_items"))
+        x = {k: f"{r[k]:.2f}" if k in r else "–" for k in ("x_all_items", "views_x_all_items", "x_tensors",
+                                                            "views_x_tensors")}  # fmt: skip
         lines.append(
             f"| {r['cache']} | {r['input']} | {r['variant']} | {r.get('items', 'all')} | {r['workers']} | "
-            f"{r['clips_per_s']:.0f} | {r['x_workers_0']:.2f} | {next(x_all)} | {r['views_clips_per_s']:.0f} | "
-            f"{r['views_x_workers_0']:.2f} | {next(x_all)} | {before} | {r['first_epoch_s']:.2f} |"
+            f"{r.get('send', '–')} | {r['clips_per_s']:.0f} | {r['x_workers_0']:.2f} | {x['x_all_items']} | "
+            f"{x['x_tensors']} | {r['views_clips_per_s']:.0f} | {r['views_x_workers_0']:.2f} | "
+            f"{x['views_x_all_items']} | {x['views_x_tensors']} | {before} | {r['first_epoch_s']:.2f} |"
         )
     reads = res["store_read_only_clips_per_s"]
     lines += [
@@ -299,8 +335,10 @@ def markdown(res: dict) -> str:
         "batches. On this 2-core machine, 2 workers compete with the main process and with each other. A batch "
         "carries the stored uint8 frames of its step (4 frames: 0.2 MB per clip at 128 px, 0.8 MB at 256 px, "
         "through shared memory; `all` items 0.6 and 2.4 MB) instead of float32 views (7.8 MB per clip at 224 px). "
-        "Making an item is cheap (reading, the crop draw, the points), so a worker's time goes mostly to sending "
-        "its batch: a new shared-memory segment per batch whose pages the kernel maps one by one. The student's "
+        "Making an item is cheap (reading, the crop draw, the points), so sending a batch's tensors costs a "
+        "worker more than making it: a new shared-memory segment per tensor and batch, whose pages the kernel "
+        "maps one by one and whose handle crosses a socket; with the slot pool the worker copies the batch into "
+        "memory mapped once and sends the slot's number. The student's "
         "photometric view of the 4 frames is dominated by torchvision's Gaussian blur (depthwise conv2d) and hue "
         "shift on CPU.",
         "",

@@ -394,7 +394,8 @@ class TrackStore:
         if len(shapes) > 1:
             raise StoreError(f"shards disagree on (T, N, H, W): {sorted(shapes)}")
         self.starts: list[int] = [0, *np.cumsum(self.lengths, dtype=np.int64).tolist()]
-        self.num_frames = next(iter(shapes))[0] if shapes else 0  # T of every clip (0 without shards)
+        # T, N, H, W of every clip (0 without shards): frames, cached points, frame height and width.
+        self.num_frames, self.num_points, self.height, self.width = next(iter(shapes)) if shapes else (0, 0, 0, 0)
         self._readers: dict[int, ShardReader] = {}
 
     def __len__(self) -> int:

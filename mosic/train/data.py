@@ -72,7 +72,9 @@ yields ``(epoch, index)`` pairs, which persistent workers need (their copy of th
 from __future__ import annotations
 
 import itertools
+import logging
 import random
+import weakref
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -97,6 +99,8 @@ __all__ = [
     "ClipBatch",
     "DeviceTransform",
     "RawBatch",
+    "SlotBatch",
+    "SlotPool",
     "TrainClips",
     "collate",
     "independent_motion",
@@ -107,6 +111,8 @@ __all__ = [
 
 
 _STREAM_GEOMETRY, _STREAM_POINTS, _STREAM_PHOTOMETRIC = 0, 1, 2
+_PREFETCH = 2  # batches each loader worker works ahead (DataLoader's prefetch_factor)
+_log = logging.getLogger(__name__)
 
 
 def step_seed(seed: int, step: int) -> int:
@@ -501,6 +507,7 @@ class TrainClips(Dataset):
         item["visibility"] = torch.from_numpy(visibility)
         item["clip_id"] = torch.tensor(i, dtype=torch.int64)
         item["frame_index"] = frame_index
+        item["step"] = step
         return item
 
     def _points(
@@ -555,6 +562,21 @@ def collate(items: list[dict]) -> RawBatch:
     In a loader worker the tensors are stacked straight into shared memory (``default_collate`` on a list of
     tensors), which saves the copy the worker would otherwise make to send the batch.
     """
+    photometric = _check_items(items)
+    return RawBatch(
+        frames=default_collate([it["frames"] for it in items]),
+        boxes=tuple(it["box"] for it in items),
+        flips=tuple(it["flip"] for it in items),
+        photometric=photometric,
+        tracks=default_collate([it["tracks"] for it in items]),
+        visibility=default_collate([it["visibility"] for it in items]),
+        clip_ids=default_collate([it["clip_id"] for it in items]),
+        frame_indices=items[0]["frame_index"].clone(),
+    )
+
+
+def _check_items(items: list[dict]) -> tuple[Photometric, ...] | None:
+    """Refuse items that cannot form one batch; the batch's photometric draws (None when the items have none)."""
     if not items:
         raise ValueError("cannot collate an empty list of items")
     has_photometric = ["photometric" in it for it in items]
@@ -563,16 +585,142 @@ def collate(items: list[dict]) -> RawBatch:
     index = items[0]["frame_index"]
     if any(not torch.equal(it["frame_index"], index) for it in items[1:]):
         raise ValueError("the items of a batch hold different frames (items of different steps in one batch)")
-    return RawBatch(
-        frames=default_collate([it["frames"] for it in items]),
-        boxes=tuple(it["box"] for it in items),
-        flips=tuple(it["flip"] for it in items),
-        photometric=tuple(it["photometric"] for it in items) if has_photometric[0] else None,
-        tracks=default_collate([it["tracks"] for it in items]),
-        visibility=default_collate([it["visibility"] for it in items]),
-        clip_ids=default_collate([it["clip_id"] for it in items]),
-        frame_indices=index.clone(),
-    )
+    return tuple(it["photometric"] for it in items) if has_photometric[0] else None
+
+
+@dataclass(frozen=True)
+class SlotBatch:
+    """What a loader worker sends for a batch it wrote into a :class:`SlotPool` slot: the slot, and the batch's
+    host-side values (a few hundred bytes through the worker's queue instead of a shared-memory segment per
+    tensor)."""
+
+    pool: int
+    slot: int
+    size: int
+    boxes: tuple[CropBox, ...]
+    flips: tuple[bool, ...]
+    photometric: tuple[Photometric, ...] | None
+    clip_ids: tuple[int, ...]
+    frame_indices: tuple[int, ...]
+
+    def pin_memory(self) -> RawBatch:
+        """The batch copied out of its slot into pinned memory (called by ``DataLoader(pin_memory=True)``'s thread
+        in the training process, where the pool is registered)."""
+        return _POOLS[self.pool].take(self, pin=True)
+
+
+_POOLS: weakref.WeakValueDictionary[int, SlotPool] = weakref.WeakValueDictionary()  # this process's pools
+_POOL_KEYS = itertools.count()
+
+
+class SlotPool:
+    """Shared-memory slots, made once, that loader workers write their batches into.
+
+    Sending a batch's tensors from a worker costs a new shared-memory segment per tensor (created, its pages
+    mapped one by one by the kernel, its handle passed over a socket, mapped again in the training process): on
+    2 cores that is most of a worker's time, more than making the items (``benchmarks/results/loader.md``). With
+    a pool, the worker stacks the items straight into slot ``step mod slots`` (the step of every item of the
+    batch, from :class:`EpochDistributedSampler`) and sends a :class:`SlotBatch`; the training process copies the
+    slot out (:meth:`take`; into pinned memory in the DataLoader's pinning thread for a CUDA copy, as it pins
+    any batch), so nothing it holds points into the pool.
+
+    Why a slot is free when a worker writes it: a DataLoader dispatches batches in sampler order, consecutive
+    steps, and never has more than ``prefetch_factor x workers`` dispatched and not yet returned; the batch
+    ``prefetch_factor x workers`` steps back was returned (and copied out, or being copied, when the next is
+    dispatched), so ``slots >= prefetch_factor x workers + 2`` never reuses a slot still needed.
+
+    Args:
+        slots: number of slots.
+        batch: clips per batch.
+        frames, height, width: the frames an item holds and their size (uint8 [frames, height, width, 3]).
+        points: N, points per item.
+    """
+
+    def __init__(self, *, slots: int, batch: int, frames: int, height: int, width: int, points: int) -> None:
+        self.slots = slots
+        self.key = next(_POOL_KEYS)
+        _POOLS[self.key] = self
+        self.frames = torch.zeros(slots, batch, frames, height, width, 3, dtype=torch.uint8).share_memory_()
+        self.tracks = torch.zeros(slots, batch, frames, points, 2, dtype=torch.float32).share_memory_()
+        self.visibility = torch.zeros(slots, batch, frames, points, dtype=torch.bool).share_memory_()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(x.numel() * x.element_size() for x in (self.frames, self.tracks, self.visibility))
+
+    def fits(self, items: list[dict]) -> bool:
+        """Whether `items` fit a slot (at most ``batch`` items of the pool's shapes)."""
+        shape_f, shape_t = self.frames.shape[2:], self.tracks.shape[2:]
+        return len(items) <= self.frames.shape[1] and all(
+            it["frames"].shape == shape_f and it["tracks"].shape == shape_t for it in items
+        )
+
+    def put(self, slot: int, items: list[dict]) -> SlotBatch:
+        """Stack `items` (which :meth:`fits`) into `slot` (in a worker); the batch's :class:`SlotBatch`."""
+        photometric = _check_items(items)
+        n = len(items)
+        torch.stack([it["frames"] for it in items], out=self.frames[slot, :n])
+        torch.stack([it["tracks"] for it in items], out=self.tracks[slot, :n])
+        torch.stack([it["visibility"] for it in items], out=self.visibility[slot, :n])
+        return SlotBatch(
+            pool=self.key,
+            slot=slot,
+            size=n,
+            boxes=tuple(it["box"] for it in items),
+            flips=tuple(it["flip"] for it in items),
+            photometric=photometric,
+            clip_ids=tuple(int(it["clip_id"]) for it in items),
+            frame_indices=tuple(items[0]["frame_index"].tolist()),
+        )
+
+    def take(self, batch: SlotBatch, *, pin: bool = False) -> RawBatch:
+        """The :class:`RawBatch` of `batch`, copied out of its slot (into pinned memory with `pin`)."""
+
+        def copy(x: Tensor) -> Tensor:
+            src = x[batch.slot, : batch.size]
+            return torch.empty(src.shape, dtype=src.dtype, pin_memory=pin).copy_(src)
+
+        clip_ids = torch.tensor(batch.clip_ids, dtype=torch.int64)
+        return RawBatch(
+            frames=copy(self.frames),
+            boxes=batch.boxes,
+            flips=batch.flips,
+            photometric=batch.photometric,
+            tracks=copy(self.tracks),
+            visibility=copy(self.visibility),
+            clip_ids=clip_ids.pin_memory() if pin else clip_ids,
+            frame_indices=torch.tensor(batch.frame_indices, dtype=torch.long),
+        )
+
+
+class _SlotCollate:
+    """``collate_fn`` of a pooled loader: in a worker, a batch of one step that fits goes into the pool (slot
+    ``step mod slots``); anything else (the training process, items without a step, other shapes) is
+    :func:`collate`d as usual."""
+
+    def __init__(self, pool: SlotPool) -> None:
+        self.pool = pool
+
+    def __call__(self, items: list[dict]) -> RawBatch | SlotBatch:
+        step = items[0].get("step") if items else None
+        if get_worker_info() is None or step is None or not self.pool.fits(items):
+            return collate(items)
+        if any(it.get("step") != step for it in items):
+            raise ValueError("the items of a batch belong to different steps")
+        return self.pool.put(step % self.pool.slots, items)
+
+
+class _PooledLoader(DataLoader):
+    """A DataLoader whose workers send :class:`SlotBatch` es; iterating it yields :class:`RawBatch` es, copied out
+    of the pool (already by the pinning thread with ``pin_memory``)."""
+
+    def __init__(self, *args, slot_pool: SlotPool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.slot_pool = slot_pool
+
+    def __iter__(self):
+        for batch in super().__iter__():
+            yield self.slot_pool.take(batch) if isinstance(batch, SlotBatch) else batch
 
 
 class EpochDistributedSampler(DistributedSampler):
@@ -634,6 +782,7 @@ def make_loader(
     rank: int,
     world_size: int,
     epoch_sampler: bool = True,
+    slots: bool = True,
 ) -> tuple[DataLoader, DistributedSampler]:
     """The training loader of one process and its sampler (call ``sampler.set_epoch(e)`` before each epoch).
 
@@ -652,6 +801,9 @@ def make_loader(
             (:class:`EpochDistributedSampler`; with ``dataset.teacher_frames`` set an item then holds only its
             step's frames). Without it, items use ``dataset.set_epoch``'s epoch, which workers only see when they
             restart every epoch, so workers are then not persistent, and hold every frame.
+        slots: with workers and `epoch_sampler`, workers write batches into a :class:`SlotPool` made here
+            (``prefetch_factor x workers + 2`` batches of shared memory) instead of sending their tensors; the
+            batches are the same. False (or a pool that cannot be allocated, logged) sends them as tensors.
 
     Returns:
         ``(loader, sampler)``; the loader yields :class:`RawBatch` (pinned when CUDA is available): move it to
@@ -663,15 +815,33 @@ def make_loader(
     sampler = sampler_cls(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True)
     if epoch_sampler:
         sampler.batch_size = batch_size_per_rank
-    loader = DataLoader(
-        dataset,
+    pin = torch.cuda.is_available()
+    options = dict(
         batch_size=batch_size_per_rank,
+        pin_memory=pin,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate,
-        pin_memory=torch.cuda.is_available(),
         drop_last=True,
         worker_init_fn=_SeedWorker(seed, rank),
         persistent_workers=workers > 0 and epoch_sampler,
     )
-    return loader, sampler
+    pool = None
+    if slots and workers > 0 and epoch_sampler:
+        store = dataset.store
+        shape = dict(
+            slots=_PREFETCH * workers + 2,
+            batch=batch_size_per_rank,
+            frames=len(dataset.frames_of_step(0)),
+            height=store.height,
+            width=store.width,
+            points=dataset.num_points,
+        )
+        try:
+            pool = SlotPool(**shape)
+        except RuntimeError as err:  # e.g. a /dev/shm too small for the pool
+            _log.warning("loader: no shared-memory slot pool %s (%s); workers send tensors instead", shape, err)
+    if pool is None:
+        return DataLoader(dataset, collate_fn=collate, **options), sampler
+    return _PooledLoader(
+        dataset, collate_fn=_SlotCollate(pool), slot_pool=pool, prefetch_factor=_PREFETCH, **options
+    ), sampler

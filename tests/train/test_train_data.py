@@ -24,6 +24,8 @@ from mosic.train import data as data_module
 from mosic.train.data import (
     ClipBatch,
     RawBatch,
+    SlotBatch,
+    SlotPool,
     TrainClips,
     collate,
     independent_motion,
@@ -532,6 +534,66 @@ def test_loader_is_independent_of_the_worker_count(store):
     first = results[2][1][0]
     expected = views(ref, *[(1, int(g)) for g in first.clip_ids])
     assert torch.equal(ref.transform(first).student, expected.student)
+
+
+def assert_same_batch(a: RawBatch, b: RawBatch) -> None:
+    for key in ("frames", "tracks", "visibility", "clip_ids", "frame_indices"):
+        x, y = getattr(a, key), getattr(b, key)
+        assert x.dtype == y.dtype and torch.equal(x, y), key
+    assert (a.boxes, a.flips, a.photometric) == (b.boxes, b.flips, b.photometric)
+
+
+def test_slot_pool_round_trip_equals_collate(store):
+    ds = dataset(store, teacher_frames=2, photometric=True)
+    items = [ds[(0, i, 5)] for i in (3, 7, 1)]
+    frames, height, width, _ = items[0]["frames"].shape
+    pool = SlotPool(slots=3, batch=4, frames=frames, height=height, width=width, points=16)
+    assert pool.fits(items) and not pool.fits(items * 2)  # at most `batch` items
+    assert not pool.fits([dataset(store, photometric=True)[(0, 3, 5)]])  # every frame: another shape
+    sent = pool.put(2, items)
+    assert isinstance(sent, SlotBatch) and (sent.slot, sent.size) == (2, 3)
+    got = pool.take(sent)
+    assert_same_batch(got, collate(items))
+    assert got.frames.untyped_storage().data_ptr() != pool.frames.untyped_storage().data_ptr()  # a copy
+    with pytest.raises(ValueError, match="different frames"):
+        pool.put(0, [items[0], ds[(0, 4, 6)]])
+
+
+def test_pooled_loader_sends_slots_and_matches_sending_tensors(store):
+    """Workers write into the slot pool and send only the slot; every batch (all kept, so a slot reused too soon
+    would show) equals the batch sent as tensors and the batch made without workers, over two epochs."""
+    results, taken = {}, []
+    for name, workers, slots in (("pool", 2, True), ("tensors", 2, False), ("none", 0, True)):
+        ds = dataset(store, teacher_frames=2, photometric=True)
+        loader, sampler = make_loader(ds, batch_size_per_rank=2, workers=workers, seed=1, rank=0, world_size=1,
+                                      slots=slots)  # fmt: skip
+        pool = getattr(loader, "slot_pool", None)
+        assert (pool is not None) == (name == "pool")
+        if pool is not None:
+            assert pool.slots == 2 * 2 + 2  # prefetch factor x workers + 2
+            slots_used = pool.slots
+            pool.take = lambda batch, take=pool.take, **kw: taken.append(batch.slot) or take(batch, **kw)
+        results[name] = _batches(loader, sampler, ds, epochs=2)
+    assert [len(e) for e in results["none"]] == [6, 6]
+    assert taken == [step % slots_used for step in range(12)]  # every batch came through its step's slot
+    for name in ("pool", "tensors"):
+        for e0, e1 in zip(results["none"], results[name], strict=True):
+            for a, b in zip(e0, e1, strict=True):
+                assert_same_batch(a, b)
+
+
+def test_pool_that_cannot_be_allocated_falls_back_to_tensors(store, monkeypatch, caplog):
+    def no_room(**shape):
+        raise RuntimeError("unable to write to file </torch_1>: No space left on device")
+
+    monkeypatch.setattr(data_module, "SlotPool", no_room)
+    ds = dataset(store, teacher_frames=2)
+    with caplog.at_level("WARNING", logger="mosic.train.data"):
+        loader, sampler = make_loader(ds, batch_size_per_rank=4, workers=1, seed=0, rank=0, world_size=1)
+    assert not hasattr(loader, "slot_pool")
+    assert "slot pool" in caplog.text and "No space left" in caplog.text and "'batch': 4" in caplog.text
+    (batches,) = _batches(loader, sampler, ds, epochs=1)
+    assert len(batches) == 3 and all(isinstance(b, RawBatch) for b in batches)
 
 
 @pytest.mark.parametrize("workers", [0, 2])
