@@ -144,7 +144,12 @@ def markdown(res: dict[str, Any]) -> str:
         )
         + f"; cross-face object retrieval {start['objects']:.1f} % (chance "
         f"{100 / s['synthetic']['num_classes']:.1f}); face linking {start['linking']:+.1f} (own other face "
-        f"{start['link_own']:.1f}, another object of the clip {start['link_context']:.1f}; cosine x 100).",
+        f"{start['link_own']:.1f}, another object of the clip {start['link_context']:.1f}; cosine x 100)"
+        + (
+            f"; variance shares {start['class_var']:.1f} % class, {start['image_var']:.1f} % image."
+            if "class_var" in start
+            else "."
+        ),
         "",
         "| tracker | run | "
         + " | ".join(f"Δ {TITLES[m]} (mean; per seed)" for m in metrics)
