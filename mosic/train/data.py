@@ -644,10 +644,6 @@ class SlotPool:
         self.tracks = torch.zeros(slots, batch, frames, points, 2, dtype=torch.float32).share_memory_()
         self.visibility = torch.zeros(slots, batch, frames, points, dtype=torch.bool).share_memory_()
 
-    @property
-    def nbytes(self) -> int:
-        return sum(x.numel() * x.element_size() for x in (self.frames, self.tracks, self.visibility))
-
     def fits(self, items: list[dict]) -> bool:
         """Whether `items` fit a slot (at most ``batch`` items of the pool's shapes)."""
         shape_f, shape_t = self.frames.shape[2:], self.tracks.shape[2:]
